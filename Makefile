@@ -1,0 +1,34 @@
+# make demo: set up .venv, install artfx, run real pipelines on samples/ (images land in demo-out/)
+# make test: the same set-up, then the test suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.artfx-installed
+OUT    := demo-out
+
+.PHONY: demo test bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	mkdir -p $(OUT)
+	$(BIN)/artfx pipeline quantize:k=8,slic:n=600 samples/coffee.png -o $(OUT)/coffee-poster.png
+	$(BIN)/artfx quantize samples/chelsea.png -k 6 --dither floyd-steinberg --palette-out $(OUT)/chelsea-palette.gpl -o $(OUT)/chelsea-6-colours.png
+	$(BIN)/artfx primitive samples/astronaut.png -n 150 --shape combo -o $(OUT)/astronaut-shapes.png --svg $(OUT)/astronaut-shapes.svg --gif $(OUT)/astronaut-shapes.gif
+	$(BIN)/artfx pipeline quantize,slic,style samples/tubingen.jpg -o $(OUT)/tubingen-starry.png
+	@echo "demo images are in $(OUT)/"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python scripts/bench_classical.py --quick
+	$(BIN)/python scripts/bench_primitive.py --quick
+	$(BIN)/python scripts/bench_style.py --quick
+
+clean:
+	rm -rf $(VENV) $(OUT) .pytest_cache

@@ -1,0 +1,5 @@
+"""python -m artfx"""
+
+from artfx.cli import run
+
+run()

@@ -1,0 +1,135 @@
+"""Shared fixtures: tiny generated images and a throwaway plugin distribution."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def gradient(h: int = 24, w: int = 32, seed: int = 0) -> np.ndarray:
+    """A uint8 RGB test picture with smooth ramps, a flat block and a little noise."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    img = np.stack([x * 255 / max(w - 1, 1), y * 255 / max(h - 1, 1), (x + y) * 255 / max(h + w - 2, 1)], -1)
+    img[: h // 2, : w // 3] = (230, 40, 30)
+    img = img + rng.normal(0, 4, img.shape)
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def photo(tmp_path: Path) -> Path:
+    path = tmp_path / "photo.png"
+    Image.fromarray(gradient()).save(path)
+    return path
+
+
+PLUGIN_CODE = '''
+"""A throwaway third-party plugin: a stage with no base class, only the structural contract."""
+from typing import Literal
+import numpy as np
+from pydantic import Field
+from artfx.stage import Params
+
+class ChannelParams(Params):
+    order: Literal["rgb", "bgr", "gbr"] = Field("bgr", description="new channel order")
+    gain: float = Field(1.0, ge=0.0, le=4.0, description="multiplier before clipping")
+
+class Channels:
+    name = "channels"
+    summary = "Reorder colour channels (a test plugin)."
+    Params = ChannelParams
+
+    def apply(self, image, params, ctx):
+        idx = ["rgb".index(c) for c in params.order]
+        ctx.progress(1, 1)
+        return np.clip(image[..., idx] * params.gain, 0, 1).astype(np.float32)
+
+stage = Channels()
+
+from typing import Optional
+from pathlib import Path
+import time
+from artfx.stage import output_file
+
+class SleepyParams(Params):
+    seconds: float = Field(30.0, ge=0, description="how long to work")
+    checkpoint: bool = Field(True, description="record a best-so-far image")
+    marker: Optional[Path] = output_file("written once the work has started")
+
+class Sleepy:
+    """Stands in for a long optimisation: keeps a best image, then works until interrupted."""
+    name = "sleepy"
+    summary = "Work for a while (a test plugin)."
+    Params = SleepyParams
+
+    def apply(self, image, params, ctx):
+        if params.checkpoint:
+            ctx.checkpoint((1.0 - image).astype(np.float32))
+        if params.marker:
+            ctx.save(params.marker, b"started")
+        end = time.monotonic() + params.seconds
+        while time.monotonic() < end:
+            time.sleep(0.02)
+        return image.copy()
+
+sleepy = Sleepy()
+
+class FailParams(Params):
+    pass
+
+class Fails:
+    name = "fails"
+    summary = "Always fails at run time (a test plugin)."
+    Params = FailParams
+
+    def apply(self, image, params, ctx):
+        raise RuntimeError("boom")
+
+fails = Fails()
+
+class Broken:
+    name = "broken"
+'''
+
+
+@pytest.fixture(scope="session")
+def plugin_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory holding an importable plugin package and its dist-info with an artfx.stages entry point:
+    exactly what pip would install, found by importlib.metadata once the directory is on sys.path."""
+    root = tmp_path_factory.mktemp("plugin")
+    pkg = root / "artfx_channels"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(PLUGIN_CODE)
+    info = root / "artfx_channels-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: artfx-channels\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(textwrap.dedent("""
+        [artfx.stages]
+        channels = artfx_channels:stage
+        sleepy = artfx_channels:sleepy
+        fails = artfx_channels:fails
+        broken = artfx_channels:Broken
+        missing = artfx_channels_nowhere:stage
+    """))
+    return root
+
+
+def run_cli(*args: str, env_extra: dict[str, str] | None = None, input_bytes: bytes | None = None,
+            cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """The real command line in a subprocess."""
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    env.update(env_extra or {})
+    env["PYTHONPATH"] = os.pathsep.join(p for p in [env.get("PYTHONPATH", ""), str(ROOT)] if p)
+    env["COLUMNS"] = "200"
+    return subprocess.run([sys.executable, "-m", "artfx", *args], capture_output=True, input=input_bytes,
+                          env=env, cwd=cwd, timeout=timeout)

