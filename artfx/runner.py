@@ -59,8 +59,10 @@ def make_recipe(pipeline: Pipeline, opts: RunOptions, source: str, digest: str, 
 
 def check_outputs(pipeline: Pipeline, dest: str | Path, protected: tuple[Path, ...], force: bool) -> None:
     """Everything the run will write can be written: checked before any heavy work."""
-    from artfx.io import check_writable
+    from artfx.io import check_writable, output_format
 
+    if str(dest) != "-":
+        output_format(dest)  # an unknown suffix fails here, not after the work
     check_writable(dest, protected=protected, force=force)
     for stage, name, path, kind in pipeline.output_paths():
         if kind == OUTPUT_DIR:

