@@ -13,11 +13,13 @@ from __future__ import annotations
 import inspect
 import logging
 import sys
+import types
 import typing
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 import typer
+from rich.markup import escape
 
 try:  # recent typer releases vendor click as typer._click; older ones use click itself
     from typer._click import exceptions as click_exc
@@ -49,8 +51,10 @@ RESERVED = {"pipeline", "stages", "info", "replay"}
 COMMON: list[tuple[str, Any, Any]] = [
     ("output", Optional[str], typer.Option(None, "-o", "--output", help="Output image (PNG keeps the recipe), "
                                            "a directory for several inputs, or - for stdout.")),
-    ("seed", int, typer.Option(0, "--seed", help="Seed for every random choice; same seed, same picture.")),
-    ("device", str, typer.Option("auto", "--device", help="auto|cpu|cuda|mps (auto: CUDA, then MPS, then CPU).")),
+    ("seed", Optional[int], typer.Option(None, "--seed", help="Seed for every random choice; same seed, same "
+                                         "picture. Default 0.")),
+    ("device", Optional[str], typer.Option(None, "--device", help="auto|cpu|cuda|mps (auto, the default: CUDA, "
+                                           "then MPS, then CPU).")),
     ("max_size", Optional[int], typer.Option(None, "--max-size", min=1,
                                              help="Shrink inputs so that the long side is at most this many px.")),
     ("depth", int, typer.Option(8, "--depth", help="Bits per channel of the output: 8, or 16 for PNG/TIFF.")),
@@ -61,6 +65,8 @@ COMMON: list[tuple[str, Any, Any]] = [
     ("debug", bool, typer.Option(False, "--debug", help="Debug messages and full tracebacks.")),
 ]
 COMMON_NAMES = {name for name, _, _ in COMMON}
+RUN_DEFAULTS = {"seed": 0, "device": "auto", "max_size": None}
+RESERVED_SHORT = {"-h", "-o", "-q", "-v", "-c", "-i"}  # taken by shared options
 
 
 def _make_command(params: list[tuple[str, Any, Any]], body: Callable[[dict[str, Any]], None], doc: str) -> Callable:
@@ -94,11 +100,16 @@ def console():
 
 
 def setup_logging(quiet: bool, verbose: bool, debug: bool) -> None:
-    from rich.logging import RichHandler
-
     level = logging.ERROR if quiet else logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
     logger = logging.getLogger("artfx")
-    logger.handlers[:] = [RichHandler(console=console(), show_time=False, show_path=False, markup=False)]
+    if console().is_terminal:  # cooperates with the live progress bars
+        from rich.logging import RichHandler
+
+        handler: logging.Handler = RichHandler(console=console(), show_time=False, show_path=False, markup=False)
+    else:  # one plain line per message for logs and pipes
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("artfx: %(levelname)s: %(message)s"))
+    logger.handlers[:] = [handler]
     logger.setLevel(level)
     logger.propagate = False
 
@@ -131,10 +142,6 @@ class ProgressView:
         if self.progress is not None:
             self.progress.__exit__(*exc)
 
-    def new_file(self, label: str) -> None:
-        self.prefix = label
-        self.tasks = {}
-
     def __call__(self, stage: str, done: float, total: float | None, metrics: dict) -> None:
         if self.progress is None:
             return
@@ -157,17 +164,26 @@ def _execute(pipeline: Any, inputs: list[str], opts: dict[str, Any]) -> None:
     from artfx.runner import RunOptions, expand_inputs, run_batch, run_file
 
     setup_logging(opts["quiet"], opts["verbose"], opts["debug"])
+    for key, default in RUN_DEFAULTS.items():
+        if opts[key] is None:
+            opts[key] = default
     if opts["depth"] not in (8, 16):
         raise UsageError(f"--depth {opts['depth']}: use 8 or 16")
     from artfx.devices import DEVICES
 
     if opts["device"] not in DEVICES and not opts["device"].startswith("cuda:"):
         raise UsageError(f"--device {opts['device']!r}: use auto, cpu, cuda or mps")
+    if opts["device"] not in ("auto", "cpu"):  # an absent GPU is a usage error now, not after earlier steps
+        from artfx.devices import resolve_torch_device
+
+        resolve_torch_device(opts["device"])
     if not inputs:
         raise UsageError("no input image given")
     output = opts["output"]
     if not output:
         raise UsageError("no output given; add -o OUT (a file, a directory for several inputs, or -)")
+    if output == "-" and sys.stdout.isatty():
+        raise UsageError("refusing to write a PNG to the terminal; redirect standard output or use -o FILE")
     paths, batch = expand_inputs(inputs)
     with ProgressView(not opts["quiet"]) as view:
         run_opts = RunOptions(seed=opts["seed"], device=opts["device"], max_size=opts["max_size"],
@@ -180,13 +196,16 @@ def _execute(pipeline: Any, inputs: list[str], opts: dict[str, Any]) -> None:
             return
         if not paths:
             raise UsageError(f"no image files in {', '.join(inputs)}")
+        from artfx.io import FORMATS
+
         out_dir = Path(output)
-        if output == "-" or (out_dir.exists() and not out_dir.is_dir()) or out_dir.suffix.lower() in (".png", ".jpg"):
+        if output == "-" or (out_dir.exists() and not out_dir.is_dir()) or out_dir.suffix.lower() in FORMATS:
             raise UsageError(f"several inputs need an output directory, not {output!r}")
 
         def on_file(src: Path, dest: Path, exc: Exception | None) -> None:
             if exc is not None:
-                _error_line(f"{src}: {exc}")
+                message = str(exc)
+                _error_line(message if message.startswith(str(src)) else f"{src}: {message}")
             elif not opts["quiet"]:
                 console().print(f"wrote {dest}", markup=False, highlight=False)
 
@@ -211,13 +230,12 @@ def _pipeline_body(kw: dict[str, Any]) -> None:
             raise UsageError("missing pipeline spec, e.g. artfx pipeline quantize:k=8,slic photo.jpg -o art.png")
         pipeline = Pipeline.from_spec(args[0], kw["set"] or [])
         inputs = args[1:]
-    # [run] settings from a file apply unless the command line says otherwise
-    defaults = {"seed": 0, "device": "auto", "max_size": None}
-    for key, default in defaults.items():
-        if key in run_settings and kw[key] == default:
-            kw[key] = run_settings[key]
+    # [run] settings from a file apply unless the command line gives them
+    for key, default in RUN_DEFAULTS.items():
+        if kw[key] is None:
+            kw[key] = run_settings.get(key, default)
     if kw["dump_config"]:
-        run = {k: kw[k] for k in defaults if kw[k] != defaults[k]}
+        run = {k: kw[k] for k, default in RUN_DEFAULTS.items() if kw[k] != default}
         sys.stdout.write(dump_config(run, pipeline.raw(exclude_defaults=True)))
         return
     _execute(pipeline, inputs, kw)
@@ -251,7 +269,7 @@ app.command(
 
 
 def _unwrap_optional(ann: Any) -> Any:
-    if typing.get_origin(ann) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if typing.get_origin(ann) in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(ann) if a is not type(None)]
         if len(args) == 1:
             return args[0]
@@ -272,7 +290,7 @@ def describe_field(name: str, info: Any) -> tuple[str, str]:
     else:
         kind = getattr(ann, "__name__", str(ann))
     extra = _field_range(info)
-    default = info.get_default()
+    default = info.get_default(call_default_factory=True)
     if isinstance(default, (list, tuple)):
         default = "|".join(map(str, default))
     parts = [info.description or ""]
@@ -293,7 +311,7 @@ def _stage_options(stage: Any) -> list[tuple[str, Any, Any, str]]:
         if name in COMMON_NAMES or name in ("inputs",):
             flag, pname = f"{stage.name}-{flag}", f"{stage.name}_{name}"
         decls = [f"--{flag}"]
-        if len(name) == 1:
+        if len(name) == 1 and f"-{name}" not in RESERVED_SHORT:
             decls.insert(0, f"-{name}")
         if ann is bool:
             decls = [f"--{flag}/--no-{flag}"]
@@ -303,7 +321,8 @@ def _stage_options(stage: Any) -> list[tuple[str, Any, Any, str]]:
         else:
             typ = Optional[str]
         metavar = None if ann is bool else kind.split(" (")[0].upper() if typing.get_origin(ann) is not typing.Literal else kind
-        out.append((pname, typ, typer.Option(None, *decls, help=help_text, metavar=metavar, show_default=False), name))
+        out.append((pname, typ, typer.Option(None, *decls, help=escape(help_text), metavar=metavar,
+                                             show_default=False), name))
     return out
 
 
@@ -364,8 +383,8 @@ def stages_show(name: str = typer.Argument(..., help="A stage name.")) -> None:
     typer.echo("parameters (spec key=value, TOML key, or command option --key):")
     for fname, info in stage.Params.model_fields.items():
         kind, help_text = describe_field(fname, info)
-        short = f"-{fname}, " if len(fname) == 1 else ""
-        typer.echo(f"  {short}{fname.replace('_', '-'):<18} {kind}")
+        short = f"-{fname}" if len(fname) == 1 and f"-{fname}" not in RESERVED_SHORT else ""
+        typer.echo(f"  {short:<3}{fname.replace('_', '-'):<18} {kind}")
         typer.echo(f"      {help_text}")
     fields = list(stage.Params.model_fields)
     if fields:
@@ -436,6 +455,8 @@ def replay(
         raise UsageError(f"the recorded input {src!r} is gone; give it with --input")
     if sha256_file(Path(src)) != recipe["input"]["sha256"]:
         logging.getLogger("artfx").warning("%s differs from the recorded input; the result will differ", src)
+    if recipe.get("interrupted"):
+        logging.getLogger("artfx").warning("%s was interrupted; replay runs the whole pipeline", image)
     pipeline = replay_pipeline(recipe)
     with ProgressView(not quiet) as view:
         opts = RunOptions(seed=recipe["seed"], device=device or recipe["device"], max_size=recipe["max_size"],
@@ -472,8 +493,8 @@ def main(argv: list[str] | None = None) -> int:
         if type(exc).__name__ == "NoArgsIsHelpError":  # a bare command: show its help
             typer.echo(exc.format_message() if not exc.ctx else exc.ctx.get_help())
             return 0
-        hint = f"; see 'artfx {exc.ctx.info_name if exc.ctx and exc.ctx.parent else ''} --help'".replace("  ", " ")
-        _error_line(f"{exc.format_message()}{hint}")
+        where = exc.ctx.command_path if exc.ctx else "artfx"
+        _error_line(f"{exc.format_message().rstrip('.')} (see '{where} --help')")
         code = 2
     except typer.Abort:
         _error_line("interrupted")

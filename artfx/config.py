@@ -58,12 +58,22 @@ def parse_config(text: str, where: str = "config") -> tuple[dict[str, Any], list
         if key not in RUN_KEYS:
             raise SpecError(f"{where}: unknown [run] key {key!r}; allowed: {', '.join(RUN_KEYS)}")
         if not isinstance(value, RUN_KEYS[key]) or isinstance(value, bool):
-            raise SpecError(f"{where}: [run] {key} must be a {RUN_KEYS[key].__name__}")
+            kind = "an integer" if RUN_KEYS[key] is int else "a string"
+            raise SpecError(f"{where}: [run] {key} must be {kind}")
+    if run.get("max_size", 1) < 1:
+        raise SpecError(f"{where}: [run] max_size must be at least 1, not {run['max_size']}")
+    if "device" in run:
+        from artfx.devices import DEVICES
+
+        if run["device"] not in DEVICES and not run["device"].startswith("cuda:"):
+            raise SpecError(f"{where}: [run] device {run['device']!r}: use auto, cpu, cuda or mps")
     steps_raw = data.get("step", [])
     if not isinstance(steps_raw, list) or not steps_raw:
         raise SpecError(f"{where}: no [[step]] tables")
     steps = []
     for i, table in enumerate(steps_raw, 1):
+        if not isinstance(table, dict):
+            raise SpecError(f"{where}: step {i} is not a table; write [[step]] tables")
         table = dict(table)
         name = table.pop("stage", None)
         if not isinstance(name, str):

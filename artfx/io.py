@@ -82,8 +82,9 @@ class Picture:
 # ==== reading ==============================================================================================
 
 
-def read_image(src: str | Path | bytes, *, allow_huge: bool = False) -> Picture:
-    """Decode an image file (a path, ``"-"`` for standard input, or the encoded bytes themselves).
+def read_image(src: str | Path | bytes, *, allow_huge: bool = False, name: str | None = None) -> Picture:
+    """Decode an image file (a path, ``"-"`` for standard input, or the encoded bytes themselves; ``name`` is
+    how messages call encoded bytes, e.g. "standard input").
 
     Raises :class:`~artfx.errors.InputError` when the file cannot be opened at all and
     :class:`~artfx.errors.ImageError` when it is not a readable image (unknown format, corrupt, truncated,
@@ -94,6 +95,8 @@ def read_image(src: str | Path | bytes, *, allow_huge: bool = False) -> Picture:
     ((900, 1200, 3), dtype('float32'), 8)
     """
     data, source = _read_source(src)
+    if name is not None:
+        source = name
     if not data:
         raise ImageError(f"{source}: the file is empty, not an image")
     try:

@@ -16,9 +16,9 @@ import numpy as np
 from pydantic import ValidationError
 
 from artfx import registry
-from artfx.errors import ParamError, SpecError, StageError
+from artfx.errors import ArtfxError, ParamError, SpecError, StageError
 from artfx.spec import StepSpec, format_spec, normalise_key, parse_spec
-from artfx.stage import OUTPUT_DIR, OUTPUT_FILE, Context, Image, field_kind
+from artfx.stage import INPUT_FILE, OUTPUT_DIR, OUTPUT_FILE, Context, Image, field_kind
 
 RawStep = tuple[str, dict[str, Any]]
 
@@ -164,15 +164,17 @@ class Pipeline:
             out.append(StepSpec(name, items))
         return format_spec(out)
 
-    def output_paths(self) -> list[tuple[str, str, Path, str]]:
-        """Side-output files and directories the steps will write: (stage, field, path, kind)."""
+    def files(self) -> list[tuple[str, str, Path, str]]:
+        """Files the steps will read and side-output files and directories they will write, as named by their
+        parameters: (stage, field, path, kind), kind being INPUT_FILE, OUTPUT_FILE or OUTPUT_DIR."""
         found = []
         for step in self.steps:
             for name, info in type(step.params).model_fields.items():
                 kind = field_kind(info)
                 value = getattr(step.params, name)
-                if kind in (OUTPUT_FILE, OUTPUT_DIR) and value not in (None, ""):
-                    found.append((step.name, name, Path(value), kind))
+                if kind in (INPUT_FILE, OUTPUT_FILE, OUTPUT_DIR) and value not in (None, ""):
+                    for item in value if isinstance(value, (list, tuple)) else [value]:
+                        found.append((step.name, name, Path(item), kind))
         return found
 
     def with_params(self, index: int, **changes: Any) -> "Pipeline":
@@ -190,8 +192,6 @@ class Pipeline:
             except (KeyboardInterrupt, MemoryError):
                 raise
             except Exception as exc:
-                from artfx.errors import ArtfxError
-
                 if isinstance(exc, ArtfxError):
                     raise
                 raise StageError(f"stage {step.name!r} failed: {type(exc).__name__}: {exc}".splitlines()[0]) from exc

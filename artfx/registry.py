@@ -80,6 +80,8 @@ def try_load(entry: Entry) -> Any:
         try:
             obj = entry.ep.load()
             _check(obj, entry.name)
+            if obj.name != entry.name:  # recipes and specs name stages by their entry point
+                raise ValueError(f"its entry point is {entry.name!r} but the stage calls itself {obj.name!r}")
             entry.stage = obj
         except Exception as exc:  # a broken plugin must not break artfx
             entry.error = f"{type(exc).__name__}: {exc}".splitlines()[0]

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from artfx import __version__
-from artfx.errors import InputError, Interrupted, UsageError
+from artfx.errors import ArtfxError, InputError, Interrupted, OutputError, UsageError
 from artfx.pipeline import Pipeline
-from artfx.stage import OUTPUT_DIR, OUTPUT_FILE, Context, ProgressCallback, field_kind
+from artfx.stage import INPUT_FILE, OUTPUT_DIR, OUTPUT_FILE, Context, ProgressCallback, field_kind
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".gif"}
 
@@ -57,38 +58,53 @@ def make_recipe(pipeline: Pipeline, opts: RunOptions, source: str, digest: str, 
     return recipe
 
 
-def check_outputs(pipeline: Pipeline, dest: str | Path, protected: tuple[Path, ...], force: bool) -> None:
-    """Everything the run will write can be written: checked before any heavy work."""
+def check_files(pipeline: Pipeline, dest: str | Path, protected: tuple[Path, ...], force: bool, depth: int) -> None:
+    """Everything the run reads exists and everything it writes can be written: checked before any heavy work.
+    Output directories named by stage parameters are created here."""
     from artfx.io import check_writable, output_format
 
     if str(dest) != "-":
-        output_format(dest)  # an unknown suffix fails here, not after the work
+        fmt = output_format(dest)  # an unknown suffix fails here, not after the work
+        if depth == 16 and fmt not in ("PNG", "TIFF"):
+            raise OutputError(f"--depth 16 needs a .png or .tif output, not {fmt}")
     check_writable(dest, protected=protected, force=force)
-    for stage, name, path, kind in pipeline.output_paths():
+    written = {} if str(dest) == "-" else {Path(dest).resolve(): "the output image"}
+    make_dirs = []
+    for stage, name, path, kind in pipeline.files():
+        what = f"{stage}: {name}={str(path)!r}"
+        if kind == INPUT_FILE:
+            if not path.is_file():
+                raise InputError(f"{what}: no such file")
+            continue
+        key = path.resolve()
+        if key in written:
+            raise OutputError(f"{what} is also {written[key]}; give each output its own name")
+        written[key] = f"{stage}: {name}"
         if kind == OUTPUT_DIR:
             if path.exists() and not path.is_dir():
-                raise UsageError(f"{stage}: {name}={str(path)!r} exists and is not a directory")
-            parent = path if path.exists() else path.parent
-            if not (parent.exists() or parent == Path("")):
-                raise UsageError(f"{stage}: {name}: directory {str(path.parent)!r} does not exist")
+                raise OutputError(f"{what} exists and is not a directory")
+            make_dirs.append((what, path))
         else:
             check_writable(path, protected=protected, force=force)
+    for what, path in make_dirs:  # only once every check has passed
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"{what}: cannot create the directory ({exc.strerror or exc})") from None
 
 
 def read_input(src: str | Path, allow_huge: bool):
-    """(Picture, sha256 of the file's bytes, source name)."""
+    """(Picture, sha256 of the file's bytes, source name as recorded)."""
     from artfx.io import read_image
 
     if str(src) == "-":
         data = sys.stdin.buffer.read()
         if not data:
             raise InputError("no image on standard input")
-        return read_image(data, allow_huge=allow_huge), hashlib.sha256(data).hexdigest(), "-"
+        return read_image(data, allow_huge=allow_huge, name="standard input"), hashlib.sha256(data).hexdigest(), "-"
     path = Path(src)
     if not path.exists():
         raise InputError(f"input {str(path)!r} does not exist")
-    if path.is_dir():
-        raise InputError(f"input {str(path)!r} is a directory")
     picture = read_image(path, allow_huge=allow_huge)
     return picture, sha256_file(path), str(path.resolve())
 
@@ -98,9 +114,9 @@ def run_file(pipeline: Pipeline, src: str | Path, dest: str | Path, opts: RunOpt
     from artfx.io import resize_long_side, resize_to, write_image
 
     protected = tuple(opts.extra_protected) + ((Path(src),) if str(src) != "-" else ())
-    if str(src) != "-" and not Path(src).exists():
+    if str(src) != "-" and not Path(src).exists():  # a missing input is named before any other complaint
         raise InputError(f"input {str(src)!r} does not exist")
-    check_outputs(pipeline, dest, protected, opts.force)
+    check_files(pipeline, dest, protected, opts.force, opts.depth)
     picture, digest, source = read_input(src, opts.allow_huge)
 
     rgb, alpha = picture.rgb, picture.alpha
@@ -128,13 +144,14 @@ def run_file(pipeline: Pipeline, src: str | Path, dest: str | Path, opts: RunOpt
 
 
 def batch_outputs(inputs: list[Path], out_dir: Path, suffix: str) -> list[tuple[Path, Path]]:
-    pairs, seen = [], set()
+    """Output names for a batch: the input's stem, and its extension too where stems clash (a.jpg, a.png)."""
+    from collections import Counter
+
+    stems = Counter(src.stem for src in inputs)
+    pairs = []
     for src in inputs:
-        dest = out_dir / (src.stem + suffix)
-        if dest in seen:  # a.jpg and a.png both present
-            dest = out_dir / f"{src.stem}-{src.suffix.lstrip('.')}{suffix}"
-        seen.add(dest)
-        pairs.append((src, dest))
+        name = f"{src.stem}-{src.suffix.lstrip('.')}" if stems[src.stem] > 1 else src.stem
+        pairs.append((src, out_dir / (name + suffix)))
     return pairs
 
 
@@ -187,6 +204,9 @@ def run_batch(pipeline: Pipeline, inputs: list[Path], out_dir: Path, opts: RunOp
         except KeyboardInterrupt:
             raise Interrupted("interrupted") from None
         except Exception as exc:  # reported, and the other files go on
+            if not isinstance(exc, ArtfxError):
+                logging.getLogger("artfx").debug("%s failed", src, exc_info=True)
+                exc = ArtfxError(f"internal error: {type(exc).__name__}: {exc}".splitlines()[0])
             failures.append((src, str(exc)))
             if on_file:
                 on_file(src, dest, exc)

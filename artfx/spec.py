@@ -65,7 +65,9 @@ def parse_spec(spec: str) -> list[StepSpec]:
                 raise error("unterminated quote", at)
             return "".join(out), j + 1
         j = at
-        while j < n and spec[j] not in ",:":
+        if j < n and spec[j] == " ":
+            raise error("unexpected space (quote values that hold spaces)", j)
+        while j < n and spec[j] not in ",: ":
             if spec[j] in "=\"'":
                 raise error(f"unexpected {spec[j]!r} in a value (quote values that hold it)", j)
             j += 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,9 +34,17 @@ def _is_sequence_annotation(annotation: Any) -> bool:
     origin = typing.get_origin(annotation)
     if origin in (list, tuple):
         return True
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         return any(_is_sequence_annotation(a) for a in typing.get_args(annotation) if a is not type(None))
     return False
+
+
+def _literal_choices(annotation: Any) -> tuple[Any, ...]:
+    if typing.get_origin(annotation) is typing.Literal:
+        return typing.get_args(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return tuple(c for a in typing.get_args(annotation) for c in _literal_choices(a))
+    return ()
 
 
 class Params(BaseModel):
@@ -55,8 +64,14 @@ class Params(BaseModel):
         out = dict(data)
         for name, info in cls.model_fields.items():
             value = out.get(name)
-            if isinstance(value, str) and _is_sequence_annotation(info.annotation):
+            if not isinstance(value, str):
+                continue
+            if _is_sequence_annotation(info.annotation):
                 out[name] = [] if value == "" else value.split(LIST_SEPARATOR)
+            else:
+                match = [c for c in _literal_choices(info.annotation) if not isinstance(c, str) and str(c) == value]
+                if match:
+                    out[name] = match[0]
         return out
 
 
@@ -71,7 +86,7 @@ def output_file(description: str, **kw: Any) -> Any:
 
 
 def output_dir(description: str, **kw: Any) -> Any:
-    """A field naming a directory the stage fills through ``ctx.save`` (created if missing)."""
+    """A field naming a directory the stage fills through ``ctx.save`` (created before the run if missing)."""
     return Field(None, description=description, json_schema_extra={"artfx": OUTPUT_DIR}, **kw)
 
 
@@ -92,7 +107,7 @@ class Stage(Protocol):
 
 
 ProgressCallback = Callable[[str, float, "float | None", dict], None]
-"""on_progress(description, done, total, metrics)."""
+"""on_progress(label, done, total, metrics); the label is "<step number>:<stage name>"."""
 
 
 @dataclass
@@ -163,7 +178,7 @@ class Context:
 
     def progress(self, done: float, total: float | None = None, **metrics: Any) -> None:
         if self.on_progress is not None:
-            self.on_progress(self.stage, done, total, metrics)
+            self.on_progress(f"{self.step + 1}:{self.stage}", done, total, metrics)
 
     # ---- side outputs ------------------------------------------------------------------------------------
     def emit(self, key: str, value: Any) -> None:

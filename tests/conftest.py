@@ -39,9 +39,17 @@ import numpy as np
 from pydantic import Field
 from artfx.stage import Params
 
+from typing import Optional
+from pathlib import Path
+from artfx.stage import input_file, output_dir, output_file
+
 class ChannelParams(Params):
     order: Literal["rgb", "bgr", "gbr"] = Field("bgr", description="new channel order")
     gain: float = Field(1.0, ge=0.0, le=4.0, description="multiplier before clipping")
+    v: float = Field(1.0, ge=0.0, le=1.0, description="value multiplier (a one-letter name that -v already has)")
+    bits: Literal[2, 8, 16] = Field(16, description="bits per channel kept (a numeric choice)")
+    tint: Optional[Path] = input_file(None, "multiply by this image's mean colour")
+    frames: Optional[Path] = output_dir("write the result here too, as frame.png")
 
 class Channels:
     name = "channels"
@@ -50,15 +58,21 @@ class Channels:
 
     def apply(self, image, params, ctx):
         idx = ["rgb".index(c) for c in params.order]
+        out = image[..., idx] * params.gain * params.v
+        if params.tint:
+            from artfx.io import read_image
+            out = out * read_image(params.tint).rgb.reshape(-1, 3).mean(0)
+        levels = 2 ** params.bits - 1
+        out = np.round(np.clip(out, 0, 1) * levels) / levels
         ctx.progress(1, 1)
-        return np.clip(image[..., idx] * params.gain, 0, 1).astype(np.float32)
+        if params.frames:
+            from artfx.io import encode_image
+            ctx.save(params.frames / "frame.png", encode_image(out.astype(np.float32)))
+        return out.astype(np.float32)
 
 stage = Channels()
 
-from typing import Optional
-from pathlib import Path
 import time
-from artfx.stage import output_file
 
 class SleepyParams(Params):
     seconds: float = Field(30.0, ge=0, description="how long to work")

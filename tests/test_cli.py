@@ -67,6 +67,10 @@ ERRORS = [
     (["pipeline", "channels", "{corrupt}", "-o", "{dir}/out.png"], 1, "corrupt.jpg"),
     (["pipeline", "channels", "{text}", "-o", "{dir}/out.png"], 1, "notes.png"),
     (["pipeline", "channels,fails", "{good}", "-o", "{dir}/out.png"], 1, "boom"),
+    (["pipeline", "channels", "{good}", "-o", "{dir}/out.jpg", "--depth", "16"], 2, "--depth 16"),
+    (["pipeline", "channels:tint={dir}/none.png,fails", "{good}", "-o", "{dir}/out.png"], 2, "tint="),
+    (["pipeline", "channels:frames={dir}/out.png", "{good}", "-o", "{dir}/out.png"], 2, "own name"),
+    (["pipeline", "channels:bits=3", "{good}", "-o", "{dir}/out.png"], 2, "2|8|16"),
 ]
 
 
@@ -180,7 +184,9 @@ def test_dump_config_then_run_from_it_with_overrides(tmp_path, env, photo):
     from artfx.io import read_recipe
 
     recipe = read_recipe(out)
-    assert recipe["seed"] == 4 and recipe["pipeline"][0]["params"] == {"order": "gbr", "gain": 1.0}
+    assert recipe["seed"] == 4
+    assert recipe["pipeline"][0]["params"] == {"order": "gbr", "gain": 1.0, "v": 1.0, "bits": 16, "tint": None,
+                                               "frames": None}
 
 
 def test_replay_reproduces_bit_for_bit(tmp_path, photo):
@@ -203,7 +209,9 @@ def test_stages_show_lists_parameters_with_ranges():
     r = run_cli("stages", "show", "quantize")
     assert r.returncode == 0, r.stderr.decode()
     out = r.stdout.decode()
-    assert "-k, k" in out and "2..256" in out and "lab|rgb" in out
+    import re
+
+    assert re.search(r"^\s+-k\s+k\s+int$", out, re.M) and "2..256" in out and "lab|rgb" in out
     r = run_cli("stages", "show", "quantise")
     assert r.returncode == 2 and "did you mean 'quantize'" in r.stderr.decode()
 
@@ -234,3 +242,51 @@ def test_alpha_and_16_bits_survive_a_pipeline(tmp_path, env):
     jpg = tmp_path / "flat.jpg"
     r = run_cli("pipeline", "channels:rgb", str(src), "-o", str(jpg), env_extra=env)
     assert r.returncode == 0 and "flatten" in r.stderr.decode().lower()
+
+
+def test_garbage_on_stdin_is_named(env):
+    r = run_cli("pipeline", "channels", "-", "-o", "-", env_extra=env, input_bytes=b"junk junk junk")
+    assert r.returncode == 1
+    assert r.stderr.decode().strip() == "artfx: error: standard input: not an image, or a format artfx cannot read" \
+        or "standard input" in r.stderr.decode()
+
+
+def test_reserved_short_options_and_numeric_choices(tmp_path, env, photo):
+    out = tmp_path / "o.png"
+    r = run_cli("channels", str(photo), "--order", "rgb", "--v", "0.5", "--bits", "2", "-v", "-o", str(out),
+                env_extra=env)
+    assert r.returncode == 0, r.stderr.decode()
+    got = pixels(out)
+    assert set(np.unique(got)) <= {0, 85, 170, 255}  # 2 bits: 4 levels
+    expect = np.round(np.clip(pixels(photo) / 255 * 0.5, 0, 1) * 3) * 85
+    assert np.abs(got.astype(int) - expect).max() <= 1
+    r = run_cli("channels", "-h", env_extra=env)
+    assert r.returncode == 0 and "--v" in r.stdout.decode()
+
+
+def test_parameter_files_are_checked_and_directories_made(tmp_path, env, photo):
+    frames = tmp_path / "new" / "frames"
+    r = run_cli("pipeline", f"channels:frames={frames}:tint={photo}", str(photo), "-o", str(tmp_path / "o.png"),
+                env_extra=env)
+    assert r.returncode == 0, r.stderr.decode()
+    assert np.array_equal(pixels(frames / "frame.png"), pixels(tmp_path / "o.png"))
+
+
+def test_max_size_and_run_table_with_command_line_override(tmp_path, env):
+    from artfx.io import read_recipe
+
+    big = tmp_path / "big.png"
+    Image.fromarray(gradient(60, 90)).save(big)
+    cfg = tmp_path / "look.toml"
+    cfg.write_text('[run]\nseed = 3\nmax_size = 30\n\n[[step]]\nstage = "channels"\n')
+    out = tmp_path / "o.png"
+    r = run_cli("pipeline", "-c", str(cfg), str(big), "-o", str(out), env_extra=env)
+    assert r.returncode == 0, r.stderr.decode()
+    assert Image.open(out).size == (30, 20) and read_recipe(out)["seed"] == 3
+    r = run_cli("pipeline", "-c", str(cfg), str(big), "-o", str(out), "--seed", "0", "--max-size", "45",
+                env_extra=env)
+    assert r.returncode == 0, r.stderr.decode()
+    assert Image.open(out).size == (45, 30) and read_recipe(out)["seed"] == 0
+    cfg.write_text('[run]\nmax_size = -5\n\n[[step]]\nstage = "channels"\n')
+    r = run_cli("pipeline", "-c", str(cfg), str(big), "-o", str(out), env_extra=env)
+    assert r.returncode == 2 and "max_size must be at least 1" in r.stderr.decode()

@@ -58,6 +58,8 @@ def test_examples_from_the_design_notes():
         ("quantize:=8", 10, "parameter name"),
         ("quantize:k=a=b", 13, "'='"),
         ("quantize;k=8", 9, "expected ','"),
+        ("quantize:k=8 slic", 14, "expected ','"),
+        ("quantize: k=8", 10, "unexpected space"),
     ],
 )
 def test_errors_name_the_column(spec, column, words):
