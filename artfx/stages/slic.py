@@ -1,0 +1,186 @@
+"""slic: SLIC superpixels, each filled with its mean (or median) colour, boundaries optionally drawn.
+
+scikit-image's ``slic`` takes ~0.48 s for 1000 segments on a 1.2-MP photo on the 2-core dev machine; this stage
+runs its own numba SLIC (``_slic_kernels.py``) that iterates on a 2x/4x average-pooled image first (the centres
+barely move at full resolution once settled there), then refines at full resolution, restricted to each centre's
+2S x 2S window as in the original algorithm, in parallel over row bands, and enforces connectivity on runs.
+
+Side output: ``labels`` (int32 HxW, 0..m-1, every label one 4-connected region, numbered in scan order).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import numpy as np
+from pydantic import Field, field_validator
+
+from artfx.errors import InputError
+from artfx.stage import Context, Image, Params
+
+HEX_RE_CHARS = set("0123456789abcdefABCDEF")
+
+
+def parse_hex_colour(text: str) -> np.ndarray:
+    """``#rrggbb`` (or ``#rgb``) -> float32 (3,) in [0, 1]; ValueError naming the bad value otherwise."""
+    t = text.strip()
+    h = t[1:] if t.startswith("#") else t
+    if len(h) == 3 and set(h) <= HEX_RE_CHARS:
+        h = "".join(c * 2 for c in h)
+    if len(h) != 6 or not set(h) <= HEX_RE_CHARS:
+        raise ValueError(f"{text!r} is not a colour (expected #rrggbb, e.g. #000000 or #ffffff)")
+    return np.array([int(h[i : i + 2], 16) / 255.0 for i in (0, 2, 4)], np.float32)
+
+
+class SlicParams(Params):
+    n: int = Field(400, ge=1, le=1_000_000, description="Number of superpixels wanted (the result is close to it).")
+    compactness: float = Field(
+        10.0, gt=0, le=10_000, description="Shape vs colour: higher gives squarer superpixels, lower follows colour."
+    )
+    sigma: float = Field(0.0, ge=0, le=100, description="Gaussian blur (pixels) of the image used for clustering.")
+    space: Literal["lab", "rgb"] = Field("lab", description="Colour space for clustering: lab or rgb.")
+    iters: int = Field(
+        7, ge=1, le=100, description="SLIC iterations (all but the last on reduced images when segments are large)."
+    )
+    fill: Literal["mean", "median"] = Field("mean", description="Colour of each superpixel: mean or median.")
+    edges: bool = Field(False, description="Draw the superpixel boundaries.")
+    edge_color: str = Field("#000000", description="Boundary colour, #rrggbb.")
+    edge_width: int = Field(1, ge=1, le=100, description="Boundary width in pixels.")
+
+    @field_validator("edge_color")
+    @classmethod
+    def _check_colour(cls, v: str) -> str:
+        parse_hex_colour(v)
+        return v
+
+
+_LAB_TABLE: np.ndarray | None = None
+
+
+def lab_table() -> np.ndarray:
+    """CIELAB of every colour on a 64-level-per-channel RGB grid, (3, 64**3) float32 (OpenCV's conversion,
+    built once per process in a few ms). Per-pixel lookups are ~5x faster than converting 12 MP with OpenCV
+    (0.2-0.3 s, plus 0.35 s to split the channels)."""
+    global _LAB_TABLE
+    if _LAB_TABLE is None:
+        import cv2
+
+        levels = np.arange(64, dtype=np.float32) / np.float32(63.0)
+        r, g, b = np.meshgrid(levels, levels, levels, indexing="ij")
+        grid = np.stack([r, g, b], axis=-1).reshape(512, 512, 3)
+        _LAB_TABLE = np.ascontiguousarray(cv2.cvtColor(grid, cv2.COLOR_RGB2Lab).reshape(-1, 3).T)
+    return _LAB_TABLE
+
+
+def schedule(step: float, iters: int) -> list[tuple[int, int]]:
+    """Iterations per pooling level, coarse to fine, as [(factor, iterations), ...], ending at full resolution.
+
+    SLIC's centres settle in a few iterations and move little afterwards, so the early iterations run on
+    average-pooled images: first with ~4 pixels per grid step, then ~8, then one full-resolution assignment pass.
+    Measured on the 1.2-MP photo, n=1000: 10 full-resolution iterations 21.27 dB; (8x: 3, 4x: 3, 1x: 1)
+    21.42 dB in half the time."""
+    fa = 1
+    while fa < 16 and step / (2 * fa) >= 3.5:
+        fa *= 2
+    fb = 1
+    while fb < 8 and step / (2 * fb) >= 7.0:
+        fb *= 2
+    if iters == 1 or fa == 1:
+        return [(1, iters)]
+    a = (iters - 1) // 2
+    levels = [(fa, a), (fb, iters - 1 - a), (1, 1)]
+    merged: list[tuple[int, int]] = []
+    for f, n in levels:
+        if n <= 0:
+            continue
+        if merged and merged[-1][0] == f:
+            merged[-1] = (f, merged[-1][1] + n)
+        else:
+            merged.append((f, n))
+    return merged
+
+
+def segment(
+    image: np.ndarray,
+    n: int,
+    compactness: float = 10.0,
+    sigma: float = 0.0,
+    lab: bool = True,
+    iters: int = 7,
+    min_size_factor: float = 0.25,
+    levels: list[tuple[int, int]] | None = None,
+) -> tuple[np.ndarray, int]:
+    """SLIC labels of ``image`` (float32 H, W, 3 in [0, 1]): (int32 HxW 0..m-1 contiguous segments, m)."""
+    from artfx.stages import _slic_kernels as K
+
+    H, W = image.shape[:2]
+    src = np.ascontiguousarray(image, np.float32)
+    if sigma > 0:
+        import cv2
+
+        src = cv2.GaussianBlur(src, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT)
+    n = max(1, min(n, H * W))
+    step = math.sqrt(H * W / n)
+    ny = max(1, min(H, round(H / step)))
+    nx = max(1, min(W, round(W / step)))
+    F = K.features(src, lab_table() if lab else np.zeros((3, 1), np.float32), lab)
+    del src
+    levels = schedule(step, iters) if levels is None else levels
+    C = None
+    labels = None
+    cur = 1
+    for li, (factor, its) in enumerate(levels):
+        last = li == len(levels) - 1
+        # pool from the previous (finer-than-needed) level is not possible going coarse to fine: pool from F
+        P = F if factor == 1 else K.pool(F[0], F[1], F[2], factor.bit_length() - 1)
+        h, w = P[0].shape
+        s = step / factor
+        if C is None:
+            C = K.grid_centres(P[0], P[1], P[2], ny, nx)
+            labels = K.init_labels(h, w, ny, nx)
+        elif factor != cur:
+            C = K.upsample_centres(C, cur / factor, h, w)
+        shift = (cur // factor).bit_length() - 1 if factor != cur else 0
+        cur = factor
+        for i in range(its):
+            out = np.empty((h, w), np.int32)
+            # the very last pass only assigns: its centres are not used again
+            K.iterate(*P, C, ny, nx, s, (compactness / s) ** 2, labels, shift, out, not (last and i == its - 1))
+            labels, shift = out, 0
+        del P
+    del F
+    min_size = max(1, int(min_size_factor * H * W / (ny * nx)))
+    return K.connect(labels, min_size)
+
+
+class SlicStage:
+    name = "slic"
+    summary = "SLIC superpixels filled with their mean or median colour, boundaries optionally drawn"
+    Params = SlicParams
+
+    def apply(self, image: Image, params: SlicParams, ctx: Context) -> Image:
+        from artfx.stages import _slic_kernels as K
+
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise InputError(f"slic expects an (H, W, 3) image, got shape {image.shape}")
+        with K.threads_for(image.shape[0] * image.shape[1]):
+            labels, m = segment(
+                image, params.n, params.compactness, params.sigma, params.space == "lab", params.iters
+            )
+            ctx.progress(1, 2, segments=m)
+            img = np.ascontiguousarray(image, np.float32)
+            if params.fill == "median":
+                colours = K.segment_medians(img, labels, m, 20_000)
+            else:
+                colours = K.segment_means(img, labels, m)
+            out = np.empty(image.shape, np.float32)
+            K.paint(labels, np.clip(colours, 0.0, 1.0).astype(np.float32), out)
+            if params.edges:
+                K.draw_edges(labels, out, parse_hex_colour(params.edge_color), params.edge_width)
+        ctx.progress(2, 2, segments=m)
+        ctx.emit("labels", labels)
+        return out
+
+
+stage = SlicStage()
