@@ -1,0 +1,158 @@
+"""The search for the next shape: random candidates, then hill climbing, best of several restarts.
+
+It works on an abstract shape interface (``geometry.random_shape``, ``mutate_shape``, ``valid_shape`` and
+``outline``): a shape is an opaque float vector and a type selector it passes through; it knows nothing about
+triangles or ellipses. Scoring is ``kernels.evaluate`` (anti-aliased coverage, exact least-squares colour).
+
+Restarts are independent and each has its own seed (drawn by the caller from ``ctx.rng``), so they can run on any
+number of threads (the kernels release the GIL) and the winner, taken in restart order, is the same for any
+thread count.
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from numba import njit
+
+from artfx.stages.primitive import geometry as g
+from artfx.stages.primitive import kernels as k
+
+
+@njit(cache=True, nogil=True)
+def climb(seed, kind_sel, W, H, spread, n_cand, max_fail, alpha, pref, best):
+    """One restart: the best of ``n_cand`` random shapes, hill-climbed until ``max_fail`` failures in a row.
+
+    Writes the shape into ``best`` and returns its score (change of squared error; lower is better)."""
+    np.random.seed(seed)
+    iv, cnt, ep, rx0, rx1, rc, ed = k.new_scratch()
+    sums = np.zeros(13)
+    col = np.zeros(4)
+    p = np.zeros(g.NP)
+    ol = np.zeros(g.OL)
+    best_score = math.inf
+    for i in range(n_cand):
+        g.random_shape(kind_sel, W, H, spread, p)
+        g.outline(p, ol)
+        s = k.evaluate(ol, pref, W, H, alpha, col, sums, iv, cnt, ep, rx0, rx1, rc, ed)
+        if s < best_score:
+            best_score = s
+            best[:] = p
+    fails = 0
+    while fails < max_fail:
+        p[:] = best
+        g.mutate_shape(p, W, H, spread)
+        if not g.valid_shape(p):
+            fails += 1
+            continue
+        g.outline(p, ol)
+        s = k.evaluate(ol, pref, W, H, alpha, col, sums, iv, cnt, ep, rx0, rx1, rc, ed)
+        if s < best_score:
+            best_score = s
+            best[:] = p
+            fails = 0
+        else:
+            fails += 1
+    return best_score
+
+
+@njit(cache=True, nogil=True)
+def shrink_try(seed, kind_sel, W, H, size, tries, alpha, target, pref, best, col_out):
+    """The source paper's variant: ``tries`` random shapes of maximum size ``size`` (px), each coloured with the
+    input's colour at its centre; the one that lowers the error most (or none) goes to ``best``; returns its score.
+    """
+    np.random.seed(seed)
+    iv, cnt, ep, rx0, rx1, rc, ed = k.new_scratch()
+    sums = np.zeros(13)
+    col = np.zeros(3)
+    p = np.zeros(g.NP)
+    ol = np.zeros(g.OL)
+    best_score = 0.0
+    a = alpha if alpha > 0 else 0.5
+    for i in range(tries):
+        g.random_shape(kind_sel, W, H, size / g.SPAN, p)
+        g.outline(p, ol)
+        cx = min(max(int(p[1]), 0), W - 1)
+        cy = min(max(int(p[2]), 0), H - 1)
+        for ch in range(3):
+            col[ch] = math.floor(target[cy, cx, ch] * 255.0 + 0.5) / 255.0
+        k.accumulate(ol, pref, W, H, sums, iv, cnt, ep, rx0, rx1, rc, ed)
+        s = k.delta_for(sums, col, a)
+        if s < best_score:
+            best_score = s
+            best[:] = p
+            col_out[:3] = col
+            col_out[3] = a
+    return best_score
+
+
+@njit(cache=True, nogil=True)
+def score_shape(p, pref, W, H, alpha, col):
+    """Score and colour (col = [r, g, b, a]) of one shape."""
+    iv, cnt, ep, rx0, rx1, rc, ed = k.new_scratch()
+    sums = np.zeros(13)
+    ol = np.zeros(g.OL)
+    g.outline(p, ol)
+    return k.evaluate(ol, pref, W, H, alpha, col, sums, iv, cnt, ep, rx0, rx1, rc, ed)
+
+
+class Canvas:
+    """The working picture: target, current render, per-row prefix sums and the running squared error."""
+
+    def __init__(self, target: np.ndarray, background: np.ndarray):
+        self.target = np.ascontiguousarray(target, dtype=np.float64)
+        self.H, self.W = target.shape[:2]
+        self.cur = np.empty_like(self.target)
+        self.cur[:] = background
+        self.pref = np.zeros((self.H, self.W + 1, k.NSUM))
+        k.build_prefix(self.target, self.cur, self.pref, 0, self.H)
+        self.sse = float(((self.target - self.cur) ** 2).sum())
+
+    @property
+    def rmse(self) -> float:
+        return math.sqrt(max(self.sse, 0.0) / (self.H * self.W * 3)) * 255.0
+
+    def add(self, p: np.ndarray, col: np.ndarray, delta: float) -> None:
+        ol = np.zeros(g.OL)
+        g.outline(p, ol)
+        y0, y1 = k.composite(self.cur, ol, col[:3], col[3])
+        k.build_prefix(self.target, self.cur, self.pref, y0, y1)
+        self.sse += delta
+
+
+def best_shape(canvas: Canvas, seeds, kind_sel: int, spread: float, n_cand: int, max_fail: int, alpha: float,
+               pool: ThreadPoolExecutor | None):
+    """Run one restart per seed (on the pool's threads if given); the best, first in seed order on ties."""
+    outs = [np.zeros(g.NP) for _ in seeds]
+
+    def run(i):
+        return climb(int(seeds[i]), kind_sel, canvas.W, canvas.H, spread, n_cand, max_fail, alpha, canvas.pref,
+                     outs[i])
+
+    idx = range(len(seeds))
+    scores = list(pool.map(run, idx)) if pool is not None else [run(i) for i in idx]
+    best = int(np.argmin(np.asarray(scores)))  # argmin returns the first minimum: deterministic
+    p = outs[best]
+    col = np.zeros(4)
+    delta = score_shape(p, canvas.pref, canvas.W, canvas.H, alpha, col)
+    return p, col, delta
+
+
+def best_shrink(canvas: Canvas, seeds, kind_sel: int, size: float, tries: int, alpha: float,
+                pool: ThreadPoolExecutor | None):
+    """method=shrink: one batch of ``tries`` random shapes (max size ``size``) per seed; the best or None."""
+    outs = [np.zeros(g.NP) for _ in seeds]
+    cols = [np.zeros(4) for _ in seeds]
+
+    def run(i):
+        return shrink_try(int(seeds[i]), kind_sel, canvas.W, canvas.H, size, tries, alpha, canvas.target,
+                          canvas.pref, outs[i], cols[i])
+
+    idx = range(len(seeds))
+    scores = list(pool.map(run, idx)) if pool is not None else [run(i) for i in idx]
+    best = int(np.argmin(np.asarray(scores)))
+    if not scores[best] < 0:
+        return None, None, 0.0
+    return outs[best], cols[best], float(scores[best])
