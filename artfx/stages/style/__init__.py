@@ -1,0 +1,266 @@
+"""style: Gatys neural style transfer on the original (Caffe) VGG-19, coarse to fine, on CPU, CUDA or MPS.
+
+    artfx pipeline style photo.jpg -o art.png                       # The Starry Night, 512 px
+    artfx pipeline "style:image=great-wave|the-scream:weights=1|0.5" photo.jpg -o art.png
+    artfx pipeline "quantize:k=2,style:image=great-wave|starry-night:regions=labels" photo.jpg -o art.png
+
+Modules: ``vgg`` (network and weights), ``losses`` (the normalised Gatys losses), ``optimize`` (the loop),
+``styles`` (built-in paintings), ``regions`` (per-region masks).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Optional
+
+import numpy as np
+from pydantic import Field, field_validator, model_validator
+
+from artfx.stage import Params as BaseParams
+from artfx.stage import input_file, output_dir, output_file
+from artfx.stages.style import styles as _styles
+from artfx.stages.style.vgg import LAYERS, WEIGHTS_CREDIT
+
+DEFAULT_STYLE_LAYERS = ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
+_LAYER_LIST = ", ".join(LAYERS)
+
+
+def _check_layers(names: list[str], what: str) -> list[str]:
+    bad = [n for n in names if n not in LAYERS]
+    if bad:
+        raise ValueError(f"unknown {what} {', '.join(map(repr, bad))}; valid layers: {_LAYER_LIST}")
+    return names
+
+
+class Params(BaseParams):
+    image: list[str] = Field(
+        [_styles.DEFAULT],
+        description=f"style image(s): built-in names ({_styles.builtin_names()}) or file paths, '|'-separated",
+    )
+    weights: list[float] = Field(
+        [], description="blend weight of each style image (one per image; empty = equal)"
+    )
+    size: int = Field(512, ge=0, le=16384, description="long side of the result in px (0 = the input's size)")
+    iterations: int = Field(100, ge=1, le=100000, description="optimiser iterations at each scale")
+    optimizer: Literal["lbfgs", "adam"] = Field("lbfgs", description="optimiser: lbfgs or adam")
+    lr: float = Field(0.02, gt=0, le=1, description="Adam's step size, in [0, 1] pixel units (lbfgs ignores it)")
+    init: str = Field("content", description="start from: content, noise, or an image file")
+    content_weight: float = Field(1.0, ge=0, description="weight of the content loss")
+    style_weight: float = Field(100.0, ge=0, description="weight of the style loss (1:100 content:style default)")
+    tv_weight: float = Field(0.0, ge=0, description="weight of the total-variation (smoothness) loss")
+    content_layers: list[str] = Field(["conv4_2"], description="VGG layers for the content loss")
+    style_layers: list[str] = Field(list(DEFAULT_STYLE_LAYERS), description="VGG layers for the style loss")
+    layer_weights: list[float] = Field(
+        [], description="weight of each style layer (one per style layer; empty = equal)"
+    )
+    loss: Literal["gram", "meanstd"] = Field(
+        "gram", description="style statistic: gram (Gram matrices) or meanstd (channel mean and deviation)"
+    )
+    style_scale: float = Field(
+        1.0, gt=0, le=4, description="size of the style image relative to the result (bigger = larger strokes)"
+    )
+    colors: Literal["none", "keep", "match"] = Field(
+        "none", description="none, keep (content colours, luminance-only transfer) or match (recolour the style)"
+    )
+    regions: list[str] = Field(
+        [], description="per-style regions: 'labels' (an earlier slic/quantize step) or one mask file per style"
+    )
+    scales: int = Field(0, ge=0, le=12, description="coarse-to-fine scales (0 = automatic, about sqrt(2) apart)")
+    start_size: int = Field(256, ge=16, le=16384, description="long side of the first (coarsest) scale in px")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="network precision: auto (bf16 on CUDA, else fp32), fp32 or bf16"
+    )
+    pool: Literal["max", "avg"] = Field("max", description="VGG pooling: max (as trained) or avg (smoother)")
+    vgg: Literal["caffe", "torchvision"] = Field(
+        "caffe", description="VGG-19 weights: caffe (original, bundled) or torchvision (only if already cached)"
+    )
+    weights_file: Optional[Path] = input_file(None, description="VGG-19 weights file to use instead")
+    frames: Optional[Path] = output_dir("directory to write every k-th iterate to as PNG frames")
+    gif: Optional[Path] = output_file("animated GIF of every k-th iterate")
+    every: int = Field(10, ge=1, le=100000, description="keep every k-th iterate for frames and gif")
+
+    @field_validator("image")
+    @classmethod
+    def _images(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError(f"give at least one style image; built-in styles: {_styles.builtin_names()}")
+        for name in v:
+            _styles.resolve(name)  # raises a ValueError that lists the built-in names
+        return v
+
+    @field_validator("weights", "layer_weights")
+    @classmethod
+    def _non_negative(cls, v: list[float]) -> list[float]:
+        if any(w < 0 for w in v) or (v and sum(v) <= 0):
+            raise ValueError("weights must be >= 0 with a positive sum")
+        return v
+
+    @field_validator("init")
+    @classmethod
+    def _init(cls, v: str) -> str:
+        if v not in ("content", "noise") and not Path(v).expanduser().is_file():
+            raise ValueError(f"init must be content, noise or an existing image file, not {v!r}")
+        return v
+
+    @field_validator("content_layers")
+    @classmethod
+    def _content_layers(cls, v: list[str]) -> list[str]:
+        return _check_layers(v, "content layer")
+
+    @field_validator("style_layers")
+    @classmethod
+    def _style_layers(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError(f"give at least one style layer; valid layers: {_LAYER_LIST}")
+        return _check_layers(v, "style layer")
+
+    @field_validator("regions")
+    @classmethod
+    def _regions(cls, v: list[str]) -> list[str]:
+        if v == ["labels"]:
+            return v
+        for p in v:
+            if p == "labels":
+                raise ValueError("regions is either 'labels' alone or one mask file per style image")
+            if not Path(p).expanduser().is_file():
+                raise ValueError(f"region mask {p!r} not found; give 'labels' or one mask file per style image")
+        return v
+
+    @model_validator(mode="after")
+    def _lengths(self) -> "Params":
+        if self.weights and len(self.weights) != len(self.image):
+            raise ValueError(
+                f"weights has {len(self.weights)} values for {len(self.image)} style image(s); give one per image"
+            )
+        if self.layer_weights and len(self.layer_weights) != len(self.style_layers):
+            raise ValueError(
+                f"layer_weights has {len(self.layer_weights)} values for {len(self.style_layers)} style layers; "
+                "give one per layer"
+            )
+        if self.regions and self.regions != ["labels"] and len(self.regions) != len(self.image):
+            raise ValueError(
+                f"regions gives {len(self.regions)} mask files for {len(self.image)} style image(s); give one per image"
+            )
+        return self
+
+
+def setup_from(params: Params):
+    """Map the stage's Params onto the loop's plain Setup."""
+    from artfx.stages.style.optimize import Setup
+
+    return Setup(
+        size=params.size,
+        iterations=params.iterations,
+        optimizer=params.optimizer,
+        lr=params.lr,
+        init=params.init if params.init in ("content", "noise") else "file",
+        content_weight=params.content_weight,
+        style_weight=params.style_weight,
+        tv_weight=params.tv_weight,
+        content_layers=tuple(params.content_layers),
+        style_layers=tuple(params.style_layers),
+        layer_weights=tuple(params.layer_weights),
+        loss=params.loss,
+        style_scale=params.style_scale,
+        colors=params.colors,
+        scales=params.scales,
+        start_size=params.start_size,
+        precision=params.precision,
+        vgg=params.vgg,
+        weights_file=str(params.weights_file) if params.weights_file else None,
+        pool=params.pool,
+        every=params.every if (params.frames or params.gif) else 0,
+        style_weights=tuple(params.weights),
+    )
+
+
+def _png_writer(img: np.ndarray):
+    def write(path: Path) -> None:
+        from PIL import Image
+
+        Image.fromarray(img).save(path, format="PNG")
+
+    return write
+
+
+def _gif_writer(frames: list[np.ndarray], duration_ms: int = 80):
+    def write(path: Path) -> None:
+        from PIL import Image
+
+        ims = [Image.fromarray(f).quantize(colors=255, method=Image.Quantize.MEDIANCUT) for f in frames]
+        ims[0].save(path, format="GIF", save_all=True, append_images=ims[1:], duration=duration_ms, loop=0)
+
+    return write
+
+
+def _to_u8(img: np.ndarray) -> np.ndarray:
+    return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+class StyleStage:
+    name = "style"
+    summary = "Gatys neural style transfer on the original VGG-19 (built-in paintings or your own)"
+    Params = Params
+    credit = WEIGHTS_CREDIT
+
+    def apply(self, image: np.ndarray, params: Params, ctx) -> np.ndarray:
+        from artfx.errors import ParamError, StageError
+        from artfx.stages.style import optimize, regions
+
+        content = np.clip(np.asarray(image, dtype=np.float32), 0, 1)
+        style_images = [_styles.load_rgb(_styles.resolve(n)) for n in params.image]
+        masks = regions.build_masks(params.regions, content, len(style_images), ctx.get("labels"))
+        init_image = None
+        if params.init not in ("content", "noise"):
+            init_image = _styles.load_rgb(params.init)
+        setup = setup_from(params)
+        device = ctx.torch_device()
+
+        gif_frames: list[np.ndarray] = []
+        if params.frames is not None:
+            Path(params.frames).mkdir(parents=True, exist_ok=True)
+
+        def on_frame(done: int, img: np.ndarray) -> None:
+            u8 = _to_u8(img)
+            if params.frames is not None:
+                ctx.save(Path(params.frames) / f"frame-{done:05d}.png", _png_writer(u8))
+            if params.gif is not None:
+                gif_frames.append(u8)
+
+        def report(done: int, total: int, loss: float) -> None:
+            ctx.progress(done, total, loss=loss)
+
+        sizes = optimize.scale_sizes(content.shape[0], content.shape[1], params.size, params.start_size, params.scales)
+        ctx.log.info(
+            "style: %s on %s, scales %s, %d iterations each",
+            ", ".join(params.image), device, " ".join(f"{w}x{h}" for h, w in sizes), params.iterations,
+        )
+        try:
+            out = optimize.transfer(
+                content,
+                style_images,
+                setup,
+                device=device,
+                masks=masks,
+                generator=ctx.torch_generator("cpu"),
+                init_image=init_image,
+                report=report,
+                on_frame=on_frame if setup.every else None,
+                on_best=ctx.checkpoint,
+            )
+        except optimize.OutOfMemory as exc:
+            raise StageError(
+                f"out of {exc.device} memory at {exc.size} px; about {exc.fits} px should fit",
+                hint=f"try style:size={exc.fits // 16 * 16} or --device cpu",
+            ) from None
+        except (FileNotFoundError, KeyError) as exc:
+            raise ParamError(str(exc).strip("'\"")) from None
+        except FloatingPointError as exc:
+            raise StageError(str(exc), hint="lower style_weight or lr, or use precision=fp32") from None
+        if params.gif is not None and gif_frames:
+            gif_frames.append(_to_u8(out))
+            ctx.save(params.gif, _gif_writer(gif_frames))
+        return out
+
+
+stage = StyleStage()
