@@ -60,10 +60,10 @@ with warnings.catch_warnings():
             description="hill: random candidates + hill climbing; shrink: random shapes with sampled colours "
             "and a shrinking maximum size (the source paper's variant).",
         )
-        candidates: int = Field(400, ge=1, le=1_000_000, description="Random candidates per restart.")
-        restarts: int = Field(4, ge=1, le=1024, description="Independent searches per shape; the best wins.")
+        candidates: int = Field(200, ge=1, le=1_000_000, description="Random candidates per restart.")
+        restarts: int = Field(8, ge=1, le=1024, description="Independent searches per shape; the best wins.")
         failures: int = Field(
-            80, ge=0, le=1_000_000, description="Hill climbing stops after this many failed mutations in a row."
+            60, ge=0, le=1_000_000, description="Hill climbing stops after this many failed mutations in a row."
         )
         workers: int = Field(0, ge=0, le=1024, description="Threads for the search; 0: all cores.")
         frames: int = Field(60, ge=2, le=2000, description="Frames in the GIF/MP4 animation.")

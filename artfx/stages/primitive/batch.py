@@ -118,7 +118,12 @@ class TorchSearch:
         if kind_sel == g.BEZIER:  # not batched: the numba search
             return search.best_shape(c, seeds, kind_sel, spread, n_cand, max_fail, alpha, None)
         R = len(seeds)
-        ps, ols = g.random_batch(int(seeds[0]), kind_sel, c.W, c.H, spread, R * n_cand)
+        # restart i draws its candidates in size band search.SIZE_BANDS[i % 4], as the numba search does
+        bands = search.SIZE_BANDS
+        batches = [g.random_batch(int(seeds[i]), kind_sel, c.W, c.H, spread * bands[i % len(bands)], n_cand)
+                   for i in range(R)]
+        ps = np.concatenate([b[0] for b in batches])
+        ols = np.concatenate([b[1] for b in batches])
         if kind_sel == g.COMBO:  # draw Bezier strokes again as other kinds: the batch scorer has no unions
             for i in np.nonzero(ps[:, 0] == g.BEZIER)[0]:
                 ps[i, 0] = g.TRIANGLE

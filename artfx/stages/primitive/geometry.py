@@ -70,6 +70,12 @@ def valid_shape(p):
 
 
 @njit(cache=True, nogil=True)
+def _log_size(s):
+    # log-uniform radius in [1, 4 s]: big shapes are as likely as small ones
+    return math.exp(np.random.random() * math.log(4.0 * s))
+
+
+@njit(cache=True, nogil=True)
 def random_shape(kind_sel, W, H, spread, p):
     """Fill ``p`` with a random shape of type ``kind_sel`` (COMBO: any type) on a W x H canvas."""
     kind = kind_sel
@@ -96,8 +102,8 @@ def random_shape(kind_sel, W, H, spread, p):
         p[5] = np.random.random() * math.pi
     elif kind == ELLIPSE:
         p[1], p[2] = cx, cy
-        p[3] = MIN_R + np.random.random() * 2 * s
-        p[4] = MIN_R + np.random.random() * 2 * s
+        p[3] = _log_size(s)
+        p[4] = _log_size(s)
     elif kind == CIRCLE:
         p[1], p[2] = cx, cy
         p[3] = MIN_R + np.random.random() * 2 * s
@@ -151,11 +157,20 @@ def mutate_shape(p, W, H, spread):
         else:
             p[5] = (p[5] + np.random.normal() * 0.5 * d / (STEP * spread)) % math.pi
     elif kind == ELLIPSE:
-        r = np.random.randint(0, 3)
+        d = (0.5 * (p[3] + p[4]) + 1.0) * math.exp2(-5.0 * np.random.random())
+        r = np.random.randint(0, 5)
         if r == 0:
             _move_point(p, 1, W, H, d)
-        else:
+        elif r < 3:
             p[2 + r] = _clamp(p[2 + r] + np.random.normal() * d, MIN_R, rmax)
+        else:
+            # move one edge, the opposite one stays: radius and centre change together
+            ax = r - 3  # 0: x (left/right), 1: y (top/bottom)
+            side = 1.0 if np.random.random() < 0.5 else -1.0
+            old = p[3 + ax]
+            new = _clamp(old + 0.5 * np.random.normal() * d, MIN_R, rmax)
+            p[3 + ax] = new
+            p[1 + ax] = _clamp(p[1 + ax] + side * (new - old), 0.0, W if ax == 0 else H)
     elif kind == CIRCLE:
         if np.random.randint(0, 2) == 0:
             _move_point(p, 1, W, H, d)
