@@ -19,7 +19,9 @@ demo: $(STAMP)
 	$(BIN)/artfx pipeline quantize:k=8,slic:n=600 samples/coffee.png -o $(OUT)/coffee-poster.png
 	$(BIN)/artfx quantize samples/chelsea.png -k 6 --dither floyd-steinberg --palette-out $(OUT)/chelsea-palette.gpl -o $(OUT)/chelsea-6-colours.png
 	$(BIN)/artfx primitive samples/astronaut.png -n 150 --shape combo -o $(OUT)/astronaut-shapes.png --svg $(OUT)/astronaut-shapes.svg --gif $(OUT)/astronaut-shapes.gif
-	$(BIN)/artfx pipeline quantize,slic,style samples/tubingen.jpg -o $(OUT)/tubingen-starry.png
+	@# the style step at 320 px and 40 iterations per scale keeps the demo to a minute or two on a laptop CPU;
+	@# the defaults (512 px, 100 per scale) take several minutes there and seconds on a GPU
+	$(BIN)/artfx pipeline quantize,slic,style:size=320:iterations=40 samples/tubingen.jpg -o $(OUT)/tubingen-starry.png
 	@echo "demo images are in $(OUT)/"
 
 test: $(STAMP)
