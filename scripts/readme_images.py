@@ -2,7 +2,8 @@
 
     .venv/bin/python scripts/readme_images.py
 
-The style pictures (docs/style-*.jpg) were made with the style stage at its defaults (see the README).
+The style pictures (docs/style-*.jpg) were made with the style stage: the example at 512 px with 50 iterations
+per scale, the ratio grid at 256 px with 80 per scale and style_weight 10, 100 and 1000.
 """
 
 from __future__ import annotations
