@@ -68,21 +68,14 @@ def _points(xy) -> str:
 
 
 def bezier_quads(p: np.ndarray) -> list[list[tuple[float, float]]]:
-    """The quads a Bezier stroke is drawn as (the same as geometry.outline)."""
-    hw = 0.5 * p[7]
-    px, py = p[1], p[2]
-    quads = []
-    for i in range(BEZIER_SEGMENTS):
-        t = (i + 1) / BEZIER_SEGMENTS
-        u = 1.0 - t
-        qx = u * u * p[1] + 2 * u * t * p[3] + t * t * p[5]
-        qy = u * u * p[2] + 2 * u * t * p[4] + t * t * p[6]
-        dx, dy = qx - px, qy - py
-        ln = math.hypot(dx, dy)
-        nx, ny = (0.0, 0.0) if ln < 1e-9 else (-dy / ln * hw, dx / ln * hw)
-        quads.append([(px + nx, py + ny), (qx + nx, qy + ny), (qx - nx, qy - ny), (px - nx, py - ny)])
-        px, py = qx, qy
-    return quads
+    """The quads a Bezier stroke is drawn as, read from geometry.outline itself so the SVG and the rasteriser
+    cannot disagree (geometry is imported here, at export time, to keep this module free of numba)."""
+    from artfx.stages.primitive import geometry
+
+    ol = np.zeros(geometry.OL)
+    geometry.outline(np.asarray(p, dtype=np.float64), ol)
+    n = int(ol[1])
+    return [[(float(ol[2 + 8 * i + 2 * j]), float(ol[3 + 8 * i + 2 * j])) for j in range(4)] for i in range(n)]
 
 
 def svg_element(p: np.ndarray, col: np.ndarray) -> str:
