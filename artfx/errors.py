@@ -62,3 +62,9 @@ class Interrupted(ArtfxError):
     """Ctrl-C. The best image so far has been kept where that was possible."""
 
     exit_code = 130
+
+
+def one_line(e: object, limit: int = 200) -> str:
+    """An exception or text as one line of at most ``limit`` characters (whitespace runs collapsed)."""
+    text = " ".join(str(e).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -239,8 +239,8 @@ def _write_png_la16(path, la: np.ndarray) -> None:
     raw = b"".join(b"\0" + la[y].astype(">u2").tobytes() for y in range(h))
     ihdr = struct.pack(">IIBBBBB", w, h, 16, 4, 0, 0, 0)
     path.write_bytes(
-        b"\x89PNG\r\n\x1a\n" + aio._png_chunk(b"IHDR", ihdr) + aio._png_chunk(b"IDAT", zlib.compress(raw))
-        + aio._png_chunk(b"IEND", b"")
+        b"\x89PNG\r\n\x1a\n" + aio.png.chunk(b"IHDR", ihdr) + aio.png.chunk(b"IDAT", zlib.compress(raw))
+        + aio.png.chunk(b"IEND", b"")
     )
 
 
@@ -379,7 +379,7 @@ def test_icc_profile_is_converted_to_srgb(tmp_path, monkeypatch):
     assert pic.rgb[0, 5, 0] < pic.rgb[0, 5, 1] < pic.rgb[0, 5, 2]  # still 16-bit smooth after the conversion
 
     # a profile LittleCMS must sample (here: the same one, with the exact matrix path turned off)
-    monkeypatch.setattr(aio, "_matrix_shaper", lambda icc: None)
+    monkeypatch.setattr(aio.colour, "_matrix_shaper", lambda icc: None)
     sampled = read_image(tmp_path / "pp16.png").rgb[0]
     assert np.abs(sampled - expected16).max() * 255 <= 3
     assert sampled[5, 0] < sampled[5, 1] < sampled[5, 2]
@@ -389,7 +389,7 @@ def _deep_png_with_profile(values: np.ndarray, icc: bytes) -> bytes:
     import cv2
 
     ok, png = cv2.imencode(".png", values[:, :, ::-1])
-    return aio._insert_png_chunks(png.tobytes(), [aio._png_chunk(b"iCCP", b"icc\0\0" + zlib.compress(icc))])
+    return aio.png.insert_chunks(png.tobytes(), [aio.png.chunk(b"iCCP", b"icc\0\0" + zlib.compress(icc))])
 
 
 def _srgb_decode(x: np.ndarray) -> np.ndarray:

@@ -1,0 +1,42 @@
+"""Resizing float images (area averaging to shrink, bicubic to enlarge)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def resize_long_side(
+    rgb: np.ndarray, max_size: int, alpha: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Downscale (never upscale) so that the longer side is at most ``max_size``, averaging areas; ``alpha``
+    follows the same way. Returns the inputs themselves when they are already small enough."""
+    if max_size < 1:
+        raise ValueError(f"max_size must be at least 1, not {max_size}")
+    h, w = rgb.shape[:2]
+    long_side = max(h, w)
+    if long_side <= max_size:
+        return rgb, alpha
+    scale = max_size / long_side
+    new_h = max_size if h == long_side else max(1, round(h * scale))
+    new_w = max_size if w == long_side else max(1, round(w * scale))
+    out = resize_to(rgb, new_h, new_w)
+    return out, (None if alpha is None else resize_to(alpha, new_h, new_w))
+
+
+def resize_to(rgb_or_alpha: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize a float image (H, W) or (H, W, C) to any size: area averaging when shrinking, bicubic when
+    enlarging. Returns float32 clipped to [0, 1] (bicubic overshoots)."""
+    import cv2
+
+    if height < 1 or width < 1:
+        raise ValueError(f"cannot resize to {height}x{width}")
+    arr = np.ascontiguousarray(rgb_or_alpha, dtype=np.float32)
+    h, w = arr.shape[:2]
+    if (h, w) == (height, width):
+        return arr.copy() if arr is rgb_or_alpha else arr
+    shrink = height <= h and width <= w
+    out = cv2.resize(arr, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+    if arr.ndim == 3 and out.ndim == 2:  # OpenCV drops a single channel axis
+        out = out[:, :, None]
+    return np.clip(out, 0, 1, out=out)
+
