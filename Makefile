@@ -28,6 +28,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,bench]'
 	$(BIN)/python scripts/bench_classical.py --quick
 	$(BIN)/python scripts/bench_primitive.py --quick
 	$(BIN)/python scripts/bench_style.py --quick

@@ -1,5 +1,3 @@
-"""python -m artfx"""
-
 from artfx.cli import run
 
 run()

@@ -11,6 +11,9 @@
     [[step]]
     stage = "slic"
     n = 400
+
+The ``[run]`` keys are the run options that belong to a look (:meth:`artfx.options.RunOptions.look_fields`):
+seed, device, max_size and depth, validated by the same model as the command line's options.
 """
 
 from __future__ import annotations
@@ -21,14 +24,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from artfx.errors import InputError, SpecError
+from artfx.errors import InputError, SpecError, UsageError
+from artfx.options import RunOptions
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
-
-RUN_KEYS = {"seed": int, "device": str, "max_size": int}
 
 
 def load_config(path: str | Path) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
@@ -54,19 +56,16 @@ def parse_config(text: str, where: str = "config") -> tuple[dict[str, Any], list
     run = data.get("run", {})
     if not isinstance(run, dict):
         raise SpecError(f"{where}: [run] must be a table")
+    allowed = RunOptions.look_fields()
     for key, value in run.items():
-        if key not in RUN_KEYS:
-            raise SpecError(f"{where}: unknown [run] key {key!r}; allowed: {', '.join(RUN_KEYS)}")
-        if not isinstance(value, RUN_KEYS[key]) or isinstance(value, bool):
-            kind = "an integer" if RUN_KEYS[key] is int else "a string"
-            raise SpecError(f"{where}: [run] {key} must be {kind}")
-    if run.get("max_size", 1) < 1:
-        raise SpecError(f"{where}: [run] max_size must be at least 1, not {run['max_size']}")
-    if "device" in run:
-        from artfx.devices import DEVICES
-
-        if run["device"] not in DEVICES and not run["device"].startswith("cuda:"):
-            raise SpecError(f"{where}: [run] device {run['device']!r}: use auto, cpu, cuda or mps")
+        if key not in allowed:
+            raise SpecError(f"{where}: unknown [run] key {key!r}; allowed: {', '.join(allowed)}")
+        if isinstance(value, bool) or isinstance(value, (dict, list)):
+            raise SpecError(f"{where}: [run] {key} must be a number or a string, not {value!r}")
+    try:
+        RunOptions.build(where="[run] ", **run)
+    except UsageError as exc:
+        raise SpecError(f"{where}: {exc}") from None
     steps_raw = data.get("step", [])
     if not isinstance(steps_raw, list) or not steps_raw:
         raise SpecError(f"{where}: no [[step]] tables")

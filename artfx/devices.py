@@ -3,27 +3,39 @@
 from __future__ import annotations
 
 from artfx.errors import UsageError
+from artfx.options import check_device
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
 
-
-def resolve_torch_device(name: str = "auto"):
-    """auto picks CUDA, then Apple MPS, then the CPU; an explicit device that is absent is a usage error."""
+def resolve_device(name: str = "auto") -> str:
+    """``auto`` picks CUDA, then Apple MPS, then the CPU; an explicit device that is absent is a usage error.
+    Returns the device's name as torch spells it (cpu, cuda, cuda:1, mps). ``cpu`` never imports torch."""
+    try:
+        name = check_device(name or "auto")
+    except ValueError as exc:
+        raise UsageError(f"unknown device {name!r}: use {exc}") from None
+    if name == "cpu":
+        return "cpu"
     import torch
 
-    name = (name or "auto").lower()
-    if name not in DEVICES and not name.startswith("cuda:"):
-        raise UsageError(f"unknown device {name!r}", hint="use auto, cpu, cuda or mps")
     mps = getattr(torch.backends, "mps", None)
     has_mps = bool(mps is not None and mps.is_available())
     if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if has_mps:
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError("device cuda was asked for but no CUDA GPU is available", hint="use --device auto or cpu")
+        return "cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UsageError(f"device {name} was asked for but no CUDA GPU is available",
+                             hint="use --device auto or cpu")
+        index = int(name[5:]) if ":" in name else 0
+        if index >= torch.cuda.device_count():
+            raise UsageError(f"device {name} was asked for but this machine has {torch.cuda.device_count()} "
+                             "CUDA GPU(s)", hint="use --device cuda:0 or auto")
     if name == "mps" and not has_mps:
         raise UsageError("device mps was asked for but Apple MPS is not available", hint="use --device auto or cpu")
-    return torch.device(name)
+    return name
+
+
+def resolve_torch_device(name: str = "auto"):
+    """The torch.device for ``name`` (see :func:`resolve_device`)."""
+    import torch
+
+    return torch.device(resolve_device(name))

@@ -1,13 +1,13 @@
 """Pipelines: resolve and validate every step before any heavy work, then a plain loop.
 
-``Pipeline.from_spec("quantize:k=8,slic")`` or ``Pipeline.from_config("look.toml")`` build one; ``run(image, ctx)``
-runs it on an Image; ``run_file`` (in artfx.runner) adds reading, writing and the recipe.
+``Pipeline.from_spec("quantize:k=8,slic")`` or ``Pipeline.from_raw([...])`` build one; ``run(image, ctx)`` runs
+it on an Image, giving each step its own context; ``artfx.runner`` adds files, recipes and batches, and
+``artfx.run`` is the Python front door.
 """
 
 from __future__ import annotations
 
 import difflib
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -16,6 +16,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from artfx import registry
+from artfx.describe import field_range
 from artfx.errors import ArtfxError, ParamError, SpecError, StageError
 from artfx.spec import StepSpec, format_spec, normalise_key, parse_spec
 from artfx.stage import INPUT_FILE, OUTPUT_DIR, OUTPUT_FILE, Context, Image, field_kind
@@ -32,29 +33,14 @@ class Step:
     def name(self) -> str:
         return self.stage.name
 
-    def raw(self, exclude_defaults: bool = False) -> RawStep:
-        return self.name, self.params.model_dump(mode="json", exclude_defaults=exclude_defaults)
+    @property
+    def dist(self) -> str:
+        return registry.dist_of(self.name)
 
-
-def _field_range(info: Any) -> str:
-    lo = hi = None
-    for m in getattr(info, "metadata", []):
-        for attr in ("ge", "gt"):
-            if getattr(m, attr, None) is not None:
-                lo = f"{'>' if attr == 'gt' else ''}{getattr(m, attr)}"
-        for attr in ("le", "lt"):
-            if getattr(m, attr, None) is not None:
-                hi = f"{'<' if attr == 'lt' else ''}{getattr(m, attr)}"
-    ann = info.annotation
-    if typing.get_origin(ann) is typing.Literal:
-        return "allowed: " + "|".join(str(a) for a in typing.get_args(ann))
-    if lo is not None and hi is not None and not lo.startswith(">") and not hi.startswith("<"):
-        return f"allowed range {lo}..{hi}"
-    if lo is not None:
-        return f"must be {lo if lo.startswith('>') else '>=' + lo}"
-    if hi is not None:
-        return f"must be {hi if hi.startswith('<') else '<=' + hi}"
-    return ""
+    def raw(self, only_set: bool = False) -> RawStep:
+        """(stage name, parameters as JSON values): all of them, or only those the user set (``only_set``),
+        whatever their value, so that a saved look survives a change of default."""
+        return self.name, self.params.model_dump(mode="json", exclude_unset=only_set)
 
 
 def _validation_message(stage: Any, exc: ValidationError, raw: dict[str, Any]) -> str:
@@ -66,7 +52,7 @@ def _validation_message(stage: Any, exc: ValidationError, raw: dict[str, Any]) -
         msg = msg[len("Value error, "):]
     if field and field in raw:
         info = stage.Params.model_fields.get(field)
-        extra = _field_range(info) if info is not None else ""
+        extra = field_range(info) if info is not None else ""
         head = f"{stage.name}: {field}={raw[field]!r}: {msg}"
         return f"{head} ({extra})" if extra and extra not in msg else head
     return f"{stage.name}: {msg}" + (f" (parameter {field})" if field else "")
@@ -153,13 +139,13 @@ class Pipeline:
         return cls.from_raw([(s.name, dict(s.params), s.bare) for s in steps], sets)
 
     # ---- describing -------------------------------------------------------------------------------------
-    def raw(self, exclude_defaults: bool = False) -> list[RawStep]:
-        return [s.raw(exclude_defaults) for s in self.steps]
+    def raw(self, only_set: bool = False) -> list[RawStep]:
+        return [s.raw(only_set) for s in self.steps]
 
     def spec(self) -> str:
-        """The inline spec of this pipeline, non-default parameters only."""
+        """The inline spec of this pipeline, with the parameters that were set."""
         out = []
-        for name, params in self.raw(exclude_defaults=True):
+        for name, params in self.raw(only_set=True):
             items = tuple((k, _spec_value(v)) for k, v in params.items() if v is not None)
             out.append(StepSpec(name, items))
         return format_spec(out)
@@ -184,18 +170,27 @@ class Pipeline:
         return Pipeline(steps)
 
     # ---- running ----------------------------------------------------------------------------------------
-    def run(self, image: Image, ctx: Context) -> Image:
+    def run(self, image: Image, context: Context | None = None) -> Image:
+        """Run every step on ``image`` (float32 (H, W, 3) in [0, 1]); ``context`` carries the run's options and
+        collects side outputs (``context.run.outputs``). Each step gets a context of its own."""
+        base = context if context is not None else Context()
+        run = base.run
+        if run.input_image is None:
+            run.input_image = image
         for index, step in enumerate(self.steps):
-            ctx.begin_step(index, step.name)
+            ctx = base.for_step(index, step.name)
+            run.best = None
+            where = f"step {index + 1} ({step.name} from {step.dist})"
             try:
                 out = step.stage.apply(image, step.params, ctx)
-            except (KeyboardInterrupt, MemoryError):
+            except (KeyboardInterrupt, MemoryError, ArtfxError):
                 raise
+            except SystemExit as exc:
+                raise StageError(f"{where} called sys.exit({exc.code!r})") from None
             except Exception as exc:
-                if isinstance(exc, ArtfxError):
-                    raise
-                raise StageError(f"stage {step.name!r} failed: {type(exc).__name__}: {exc}".splitlines()[0]) from exc
-            image = check_image(out, step.name)
+                text = f"{where} failed: {type(exc).__name__}: {exc}".splitlines()[0]
+                raise StageError(text) from exc
+            image = check_image(out, where)
         return image
 
 
@@ -207,13 +202,21 @@ def _spec_value(value: Any) -> str:
     return str(value)
 
 
-def check_image(out: Any, stage: str) -> Image:
-    """A stage's result, checked to be an Image; small float excursions are clipped into [0, 1]."""
+TOLERANCE = 1e-3  # float excursions this small (resampling, rounding) are clipped without complaint
+
+
+def check_image(out: Any, where: str) -> Image:
+    """A stage's result, checked to be an Image: float (H, W, 3), finite, in [0, 1] (tiny excursions clipped).
+    A stage that returns 0..255 integers or values far outside [0, 1] is a bug to report, not to clip."""
     if not isinstance(out, np.ndarray) or out.ndim != 3 or out.shape[2] != 3 or 0 in out.shape:
         shape = getattr(out, "shape", type(out).__name__)
-        raise StageError(f"stage {stage!r} returned {shape}, not an (H, W, 3) image")
-    if out.dtype != np.float32:
-        out = out.astype(np.float32)
+        raise StageError(f"{where} returned {shape}, not an (H, W, 3) image")
+    if not np.issubdtype(out.dtype, np.floating):
+        raise StageError(f"{where} returned {out.dtype} values, not float32 in [0, 1]")
     if not np.isfinite(out).all():
-        raise StageError(f"stage {stage!r} returned NaN or infinite values")
+        raise StageError(f"{where} returned NaN or infinite values")
+    lo, hi = float(out.min()), float(out.max())
+    if lo < -TOLERANCE or hi > 1 + TOLERANCE:
+        raise StageError(f"{where} returned values from {lo:.4g} to {hi:.4g}, outside [0, 1]")
+    out = out.astype(np.float32, copy=False)
     return np.clip(out, 0.0, 1.0, out=out if out.flags.writeable else None)

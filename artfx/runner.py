@@ -1,224 +1,334 @@
-"""Running a pipeline on files: read, validate outputs, run, write with the recipe, keep the best on Ctrl-C.
+"""One home for running a pipeline on files: inputs checked, outputs planned and checked before any work, the
+run itself, the recipe, batches, Ctrl-C keeping the best image so far, and replay.
 
-The recipe (pipeline with every parameter, seed, device, working size, artfx version, the input's hash) goes into
-the output PNG's metadata; ``replay`` reads it back and reproduces the image on the same machine.
+The recipe (pipeline with every parameter, seed, the device the run really used, working size, depth, artfx
+version, the input's file name and hash) goes into every PNG written; ``replay`` reads it back and reproduces the
+image on the same machine.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
+import os
 import sys
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from artfx import __version__
 from artfx.errors import ArtfxError, InputError, Interrupted, OutputError, UsageError
+from artfx.options import RunOptions
 from artfx.pipeline import Pipeline
-from artfx.stage import INPUT_FILE, OUTPUT_DIR, OUTPUT_FILE, Context, ProgressCallback, field_kind
+from artfx.stage import INPUT_FILE, OUTPUT_DIR, OUTPUT_FILE, Context, ProgressCallback, Run, field_kind
+
+log = logging.getLogger("artfx")
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".gif"}
+STDIO = "-"
 
 
-@dataclass
-class RunOptions:
-    seed: int = 0
-    device: str = "auto"
-    max_size: int | None = None
-    depth: int = 8
-    force: bool = False
-    allow_huge: bool = False
-    on_progress: ProgressCallback | None = None
-    extra_protected: tuple[Path, ...] = field(default_factory=tuple)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def make_recipe(pipeline: Pipeline, opts: RunOptions, source: str, digest: str, interrupted: bool = False) -> dict:
+# ---- recipes -------------------------------------------------------------------------------------------------
+def make_recipe(pipeline: Pipeline, opts: RunOptions, device: str, source: dict[str, Any],
+                interrupted: bool = False) -> dict:
+    """What reproduces a result: every parameter of every step, the run's look options, the device the run
+    used (resolved, never ``auto``) and the input's name and hash."""
     recipe = {
         "artfx": __version__,
         "pipeline": [{"stage": name, "params": params} for name, params in pipeline.raw()],
         "spec": pipeline.spec(),
-        "seed": opts.seed,
-        "device": opts.device,
-        "max_size": opts.max_size,
-        "depth": opts.depth,
-        "input": {"path": source, "sha256": digest},
+        **{k: getattr(opts, k) for k in RunOptions.look_fields()},
+        "device": device,
+        "input": source,
     }
     if interrupted:
         recipe["interrupted"] = True
     return recipe
 
 
-def check_files(pipeline: Pipeline, dest: str | Path, protected: tuple[Path, ...], force: bool, depth: int) -> None:
-    """Everything the run reads exists and everything it writes can be written: checked before any heavy work.
-    Output directories named by stage parameters are created here."""
-    from artfx.io import check_writable, output_format
-
-    if str(dest) != "-":
-        fmt = output_format(dest)  # an unknown suffix fails here, not after the work
-        if depth == 16 and fmt not in ("PNG", "TIFF"):
-            raise OutputError(f"--depth 16 needs a .png or .tif output, not {fmt}")
-    check_writable(dest, protected=protected, force=force)
-    written = {} if str(dest) == "-" else {Path(dest).resolve(): "the output image"}
-    make_dirs = []
-    for stage, name, path, kind in pipeline.files():
-        what = f"{stage}: {name}={str(path)!r}"
-        if kind == INPUT_FILE:
-            if not path.is_file():
-                raise InputError(f"{what}: no such file")
-            continue
-        key = path.resolve()
-        if key in written:
-            raise OutputError(f"{what} is also {written[key]}; give each output its own name")
-        written[key] = f"{stage}: {name}"
-        if kind == OUTPUT_DIR:
-            if path.exists() and not path.is_dir():
-                raise OutputError(f"{what} exists and is not a directory")
-            make_dirs.append((what, path))
-        else:
-            check_writable(path, protected=protected, force=force)
-    for what, path in make_dirs:  # only once every check has passed
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputError(f"{what}: cannot create the directory ({exc.strerror or exc})") from None
-
-
+# ---- reading -------------------------------------------------------------------------------------------------
 def read_input(src: str | Path, allow_huge: bool):
-    """(Picture, sha256 of the file's bytes, source name as recorded)."""
+    """(Picture, {"name", "sha256"} of the file). ``-`` reads standard input."""
     from artfx.io import read_image
 
-    if str(src) == "-":
+    if str(src) == STDIO:
         data = sys.stdin.buffer.read()
         if not data:
             raise InputError("no image on standard input")
-        return read_image(data, allow_huge=allow_huge, name="standard input"), hashlib.sha256(data).hexdigest(), "-"
+        picture = read_image(data, allow_huge=allow_huge, name="standard input")
+        return picture, {"name": STDIO, "sha256": hashlib.sha256(data).hexdigest()}
     path = Path(src)
     if not path.exists():
         raise InputError(f"input {str(path)!r} does not exist")
-    picture = read_image(path, allow_huge=allow_huge)
-    return picture, sha256_file(path), str(path.resolve())
+    data = path.read_bytes() if path.is_file() else b""
+    picture = read_image(data if data else path, allow_huge=allow_huge, name=str(path))
+    return picture, {"name": path.name, "sha256": hashlib.sha256(data).hexdigest()}
 
 
-def run_file(pipeline: Pipeline, src: str | Path, dest: str | Path, opts: RunOptions) -> dict:
-    """Run ``pipeline`` on one file and write ``dest``. Returns the recipe written."""
+# ---- planning: every file read and written, checked before any work ------------------------------------------
+@dataclass
+class Plan:
+    """One input's run: where it comes from, where its picture and side outputs go, what must not be written."""
+
+    src: str | Path
+    dest: str | Path
+    pipeline: Pipeline
+    protected: tuple[Path, ...] = ()
+    make_dirs: list[Path] = field(default_factory=list)
+
+
+def files_read(pipeline: Pipeline) -> list[tuple[str, Path]]:
+    """(what, path) of every file the steps will read (parameter files), as named by their parameters."""
+    return [(f"{stage}: {name}={str(path)!r}", path) for stage, name, path, kind in pipeline.files()
+            if kind == INPUT_FILE]
+
+
+def _check_reads(pipeline: Pipeline) -> None:
+    for what, path in files_read(pipeline):
+        if not path.is_file():
+            raise InputError(f"{what}: no such file")
+
+
+def plan_outputs(plan: Plan, depth: int, force: bool, make_parents: bool = False) -> list[tuple[Path, str]]:
+    """Check that everything this run writes can be written without replacing an input; returns the
+    (path, what) of every file and directory it will write. ``make_parents``: the output image's folder may
+    not exist yet (a batch's output folder), as long as it can be made."""
+    from artfx.io import check_writable, output_format
+
+    dest = plan.dest
+    if str(dest) != STDIO:
+        fmt = output_format(dest)  # an unknown suffix fails here, not after the work
+        if depth == 16 and fmt not in ("PNG", "TIFF"):
+            raise OutputError(f"--depth 16 needs a .png or .tif output, not {fmt}")
+    check_writable(dest, protected=plan.protected, force=force, make_parents=make_parents)
+    written = [] if str(dest) == STDIO else [(Path(dest), "the output image")]
+    for stage, name, path, kind in plan.pipeline.files():
+        if kind == INPUT_FILE:
+            continue
+        what = f"{stage}: {name}={str(path)!r}"
+        if kind == OUTPUT_DIR:
+            if path.exists() and not path.is_dir():
+                raise OutputError(f"{what} exists and is not a directory")
+            plan.make_dirs.append(path)
+        else:
+            check_writable(path, protected=plan.protected, force=force)
+        written.append((path, what))
+    seen: dict[Path, str] = {}
+    for path, what in written:
+        key = path.resolve()
+        if key in seen:
+            raise OutputError(f"{what} is also {seen[key]}; give each output its own name")
+        seen[key] = what
+    return written
+
+
+def _make_dirs(plan: Plan) -> None:
+    for path in plan.make_dirs:  # only once every check has passed
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create the directory {path} ({exc.strerror or exc})") from None
+
+
+# ---- running one input -----------------------------------------------------------------------------------------
+def run_plan(plan: Plan, opts: RunOptions, on_progress: ProgressCallback | None = None) -> dict:
+    """Run one planned input and write its picture. Returns the recipe written."""
     from artfx.io import resize_long_side, resize_to, write_image
+    from artfx.io.png import RECIPE_KEY, recipe_text
 
-    protected = tuple(opts.extra_protected) + ((Path(src),) if str(src) != "-" else ())
-    if str(src) != "-" and not Path(src).exists():  # a missing input is named before any other complaint
-        raise InputError(f"input {str(src)!r} does not exist")
-    check_files(pipeline, dest, protected, opts.force, opts.depth)
-    picture, digest, source = read_input(src, opts.allow_huge)
-
+    picture, source = read_input(plan.src, opts.allow_huge)
     rgb, alpha = picture.rgb, picture.alpha
     if opts.max_size:
         rgb, alpha = resize_long_side(rgb, opts.max_size, alpha=alpha)
+    _make_dirs(plan)
 
-    ctx = Context(seed=opts.seed, device=opts.device, max_size=opts.max_size, on_progress=opts.on_progress,
-                  protected=protected, force=opts.force)
+    run = Run(seed=opts.seed, device=opts.device, depth=opts.depth, allow_huge=opts.allow_huge, force=opts.force,
+              protected=plan.protected, on_progress=on_progress)
     interrupted = False
     try:
-        out = pipeline.run(rgb, ctx)
+        out = plan.pipeline.run(rgb, Context(run=run))
     except KeyboardInterrupt:
-        if ctx.best is None:
+        if run.best is None:
             raise Interrupted("interrupted; nothing was written") from None
-        interrupted, out = True, ctx.best
+        interrupted, out = True, run.best
 
     if alpha is not None and alpha.shape[:2] != out.shape[:2]:
         alpha = resize_to(alpha, out.shape[0], out.shape[1])
-    recipe = make_recipe(pipeline, opts, source, digest, interrupted)
-    write_image(dest, out, alpha=alpha, depth=opts.depth, metadata={"artfx:recipe": json.dumps(recipe)},
-                protected=protected, force=opts.force)
+    recipe = make_recipe(plan.pipeline, opts, run.resolved_device or "cpu", source, interrupted)
+    write_image(plan.dest, out, alpha=alpha, depth=opts.depth, metadata={RECIPE_KEY: recipe_text(recipe)},
+                protected=plan.protected, force=opts.force)
     if interrupted:
-        raise Interrupted(f"interrupted; the best image so far was written to {dest}")
+        raise Interrupted(f"interrupted; the best image so far was written to {plan.dest}")
     return recipe
 
 
-def batch_outputs(inputs: list[Path], out_dir: Path, suffix: str) -> list[tuple[Path, Path]]:
-    """Output names for a batch: the input's stem, and its extension too where stems clash (a.jpg, a.png)."""
-    from collections import Counter
+def run_file(pipeline: Pipeline, src: str | Path, dest: str | Path, opts: RunOptions,
+             on_progress: ProgressCallback | None = None, extra_protected: tuple[Path, ...] = ()) -> dict:
+    """Run ``pipeline`` on one file and write ``dest``: every check first, then the work. Returns the recipe."""
+    if str(src) != STDIO and not Path(src).exists():  # a missing input is named before any other complaint
+        raise InputError(f"input {str(src)!r} does not exist")
+    _check_reads(pipeline)
+    protected = inputs_of(pipeline, [src]) + tuple(extra_protected)
+    plan = Plan(src, dest, pipeline, protected)
+    plan_outputs(plan, opts.depth, opts.force)
+    return run_plan(plan, opts, on_progress)
 
-    stems = Counter(src.stem for src in inputs)
-    pairs = []
-    for src in inputs:
-        name = f"{src.stem}-{src.suffix.lstrip('.')}" if stems[src.stem] > 1 else src.stem
-        pairs.append((src, out_dir / (name + suffix)))
-    return pairs
+
+def inputs_of(pipeline: Pipeline, sources: list[str | Path]) -> tuple[Path, ...]:
+    """Every file a run reads: the inputs and every file a step names (palette, style, mask, init, weights),
+    protected alike from being overwritten."""
+    paths = [Path(s) for s in sources if str(s) != STDIO]
+    paths += [p for _, p in files_read(pipeline)]
+    for step in pipeline.steps:
+        reads = getattr(step.stage, "reads", None)  # files named in free-form parameters (e.g. style names)
+        if callable(reads):
+            paths += [Path(p) for p in reads(step.params)]
+    return tuple(dict.fromkeys(paths))
 
 
+# ---- batches ---------------------------------------------------------------------------------------------------
 def expand_inputs(inputs: list[str]) -> tuple[list[Path], bool]:
     """Files and directories (their image files, sorted) -> (paths, whether this is a batch)."""
     paths: list[Path] = []
     batch = len(inputs) > 1
     for item in inputs:
         p = Path(item)
-        if item != "-" and p.is_dir():
+        if item != STDIO and p.is_dir():
             batch = True
             paths += sorted(c for c in p.iterdir() if c.is_file() and c.suffix.lower() in IMAGE_SUFFIXES)
         else:
             paths.append(p)
-    if batch and any(str(p) == "-" for p in paths):
+    if batch and any(str(p) == STDIO for p in paths):
         raise UsageError("'-' (standard input) cannot be mixed with other inputs")
     return paths, batch
 
 
-def per_input_pipeline(pipeline: Pipeline, stem: str) -> Pipeline:
-    """In a batch, side-output files get the input's name: out.svg -> out-<stem>.svg, or {stem} replaced."""
+def batch_names(inputs: list[Path]) -> list[str]:
+    """A unique name (no suffix) per input: its path relative to the folder all inputs share, so that inputs
+    from different folders keep their folders (A/x.jpg, B/x.jpg -> A/x, B/x); where two inputs still share a
+    name (a.jpg, a.png), their extension is added (a-jpg, a-png)."""
+    parents = [p.resolve().parent for p in inputs]
+    common = Path(os.path.commonpath(parents)) if parents else Path(".")
+    rel = [p.resolve().parent.relative_to(common) / p.stem for p in inputs]
+    counts = Counter(r.as_posix() for r in rel)
+    out = []
+    for p, r in zip(inputs, rel):
+        name = r.as_posix()
+        out.append(f"{name}-{p.suffix.lstrip('.').lower()}" if counts[name] > 1 else name)
+    return out
+
+
+def per_input_pipeline(pipeline: Pipeline, tag: str) -> Pipeline:
+    """In a batch, side outputs get the input's name: out.svg -> out-<tag>.svg ({stem} is replaced instead where
+    the name has it), and output directories get a folder per input (frames/ -> frames/<tag>/)."""
+    flat = tag.replace("/", "-")
     for index, step in enumerate(pipeline.steps):
         changes = {}
         for name, info in type(step.params).model_fields.items():
             value = getattr(step.params, name)
-            if field_kind(info) == OUTPUT_FILE and value not in (None, ""):
-                text = str(value)
-                p = Path(text.replace("{stem}", stem)) if "{stem}" in text else \
-                    Path(text).with_name(f"{Path(text).stem}-{stem}{Path(text).suffix}")
-                changes[name] = type(value)(p) if not isinstance(value, str) else str(p)
+            kind = field_kind(info)
+            if kind not in (OUTPUT_FILE, OUTPUT_DIR) or value in (None, ""):
+                continue
+            text = str(value)
+            if "{stem}" in text:
+                p = Path(text.replace("{stem}", flat))
+            elif kind == OUTPUT_DIR:
+                p = Path(text) / tag
+            else:
+                p = Path(text).with_name(f"{Path(text).stem}-{flat}{Path(text).suffix}")
+            changes[name] = p if not isinstance(value, str) else str(p)
         if changes:
             pipeline = pipeline.with_params(index, **changes)
     return pipeline
 
 
-def run_batch(pipeline: Pipeline, inputs: list[Path], out_dir: Path, opts: RunOptions, suffix: str = ".png",
+def plan_batch(pipeline: Pipeline, inputs: list[Path], out_dir: Path, opts: RunOptions, suffix: str = ".png"
+               ) -> list[Plan]:
+    """A plan per input, every output checked and no two outputs the same; refuses before any work, listing
+    the clashes."""
+    _check_reads(pipeline)
+    protected = inputs_of(pipeline, list(inputs))
+    plans = [Plan(src, out_dir / (tag + suffix), per_input_pipeline(pipeline, tag), protected)
+             for src, tag in zip(inputs, batch_names(inputs))]
+    owners: dict[Path, list[str]] = {}
+    for plan in plans:
+        for path, what in plan_outputs(plan, opts.depth, opts.force, make_parents=True):
+            owners.setdefault(path.resolve(), []).append(f"{plan.src} ({what})")
+    clashes = [f"{path}: {', '.join(who)}" for path, who in owners.items() if len(who) > 1]
+    if clashes:
+        raise OutputError(f"{len(clashes)} output(s) would be written twice: " + "; ".join(clashes[:5]),
+                          hint="give each output its own name, e.g. with {stem}")
+    return plans
+
+
+def run_batch(pipeline: Pipeline, inputs: list[Path], out_dir: Path, opts: RunOptions,
+              on_progress: ProgressCallback | None = None,
               on_file: Callable[[Path, Path, Exception | None], None] | None = None) -> list[tuple[Path, str]]:
     """Run on every input; a file that fails is reported and the others still run. Returns the failures."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    plans = plan_batch(pipeline, inputs, out_dir, opts)
     failures = []
-    protected = tuple(inputs)
-    for src, dest in batch_outputs(inputs, out_dir, suffix):
+    for plan in plans:
         try:
-            run_file(per_input_pipeline(pipeline, src.stem), src, dest,
-                     RunOptions(**{**opts.__dict__, "extra_protected": protected}))
+            Path(plan.dest).parent.mkdir(parents=True, exist_ok=True)
+            run_plan(plan, opts, on_progress)
             if on_file:
-                on_file(src, dest, None)
+                on_file(Path(plan.src), Path(plan.dest), None)
         except Interrupted:
             raise
         except KeyboardInterrupt:
             raise Interrupted("interrupted") from None
         except Exception as exc:  # reported, and the other files go on
             if not isinstance(exc, ArtfxError):
-                logging.getLogger("artfx").debug("%s failed", src, exc_info=True)
+                log.debug("%s failed", plan.src, exc_info=True)
                 exc = ArtfxError(f"internal error: {type(exc).__name__}: {exc}".splitlines()[0])
-            failures.append((src, str(exc)))
+            failures.append((Path(plan.src), str(exc)))
             if on_file:
-                on_file(src, dest, exc)
+                on_file(Path(plan.src), Path(plan.dest), exc)
     return failures
 
 
+# ---- a whole job, as the command line gives it ------------------------------------------------------------------
+def execute(pipeline: Pipeline, inputs: list[str], output: str | None, opts: RunOptions,
+            on_progress: ProgressCallback | None = None,
+            on_file: Callable[[Path, Path, Exception | None], None] | None = None) -> None:
+    """Run ``pipeline`` on the inputs (files, directories, or ``-``) and write ``output`` (a file, a directory
+    for several inputs, or ``-``). ``on_file(src, dest, error)`` after each input; in a batch, a file that fails
+    is reported there and the others still run, then an ArtfxError lists the failures."""
+    from artfx.io import FORMATS
+
+    if not inputs:
+        raise UsageError("no input image given")
+    if not output:
+        raise UsageError("no output given; add -o OUT (a file, a directory for several inputs, or -)")
+    if opts.device not in ("auto", "cpu"):  # an absent GPU is a usage error now, not after earlier steps
+        from artfx.devices import resolve_device
+
+        resolve_device(opts.device)
+    paths, batch = expand_inputs(inputs)
+    if not batch:
+        run_file(pipeline, paths[0], output, opts, on_progress)
+        if on_file:
+            on_file(paths[0], Path(output), None)
+        return
+    if not paths:
+        raise UsageError(f"no image files in {', '.join(inputs)}")
+    out_dir = Path(output)
+    if output == STDIO or (out_dir.exists() and not out_dir.is_dir()) or out_dir.suffix.lower() in FORMATS:
+        raise UsageError(f"several inputs need an output directory, not {output!r}")
+    failures = run_batch(pipeline, paths, out_dir, opts, on_progress, on_file)
+    if failures:
+        names = ", ".join(str(p) for p, _ in failures)
+        raise ArtfxError(f"{len(failures)} of {len(paths)} files failed: {names}")
+
+
+# ---- replay ------------------------------------------------------------------------------------------------------
 def load_recipe(path: str | Path) -> dict[str, Any]:
-    from artfx.io import read_image, read_recipe
+    from artfx.io import read_recipe
 
     if not Path(path).exists():
         raise InputError(f"{str(path)!r} does not exist")
-    recipe = read_recipe(read_image(path))
+    recipe = read_recipe(path)
     if not recipe:
         raise UsageError(f"{str(path)!r} holds no artfx recipe (only PNGs written by artfx do)")
     return recipe
@@ -234,3 +344,49 @@ def replay_pipeline(recipe: dict[str, Any]) -> Pipeline:
             pipeline = pipeline.with_params(index, **off)
     return pipeline
 
+
+def _bad_recipe(what: str) -> UsageError:
+    return UsageError(f"bad recipe: {what}")
+
+
+def find_recorded_input(recipe: dict[str, Any], image: Path) -> Path:
+    """The recorded input file: its recorded path if it still exists (older recipes), else a file of the recorded
+    name beside the image or in the current folder, the one with the recorded hash first."""
+    from artfx.io import sha256_file
+
+    recorded = recipe.get("input")
+    if not isinstance(recorded, dict) or not isinstance(recorded.get("sha256"), str):
+        raise _bad_recipe("no input name and hash")
+    path = recorded.get("path")
+    name = recorded.get("name") or (Path(path).name if isinstance(path, str) else None)
+    if name == STDIO or path == STDIO:
+        raise UsageError("the recipe's input was standard input; give it with --input")
+    if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
+        raise _bad_recipe(f"the input name {name!r} is not a file name")
+    candidates = ([Path(path)] if isinstance(path, str) else []) + [image.parent / name, Path.cwd() / name]
+    found = [c for c in dict.fromkeys(candidates) if c.is_file()]
+    if not found:
+        raise UsageError(f"the recorded input {name!r} is not beside {image} or in the current folder; "
+                         "give it with --input")
+    for candidate in found:
+        if sha256_file(candidate) == recorded["sha256"]:
+            return candidate
+    return found[0]
+
+
+def replay_options(recipe: dict[str, Any], device: str | None = None, force: bool = False) -> RunOptions:
+    """The recorded run options; the recorded device must exist here unless ``device`` overrides it."""
+    from artfx.devices import resolve_device
+
+    looks = {k: recipe.get(k) for k in RunOptions.look_fields() if recipe.get(k) is not None}
+    try:
+        opts = RunOptions.build(**{**looks, "device": device or looks.get("device", "cpu"), "force": force})
+    except UsageError as exc:
+        raise _bad_recipe(str(exc)) from None
+    if device is None and opts.device != "cpu":
+        try:
+            resolve_device(opts.device)
+        except UsageError:
+            raise UsageError(f"this image was made on {opts.device}, which this machine lacks",
+                             hint="replay with --device cpu; the result may differ") from None
+    return opts

@@ -97,7 +97,11 @@ def field_kind(info: Any) -> str | None:
 
 @runtime_checkable
 class Stage(Protocol):
-    """What every stage (built-in or plugin) provides."""
+    """What every stage (built-in or plugin) provides.
+
+    Optionally, ``about() -> list[tuple[str, str]]``: name/value pairs a stage wants users to see in
+    ``artfx info`` and ``artfx stages show`` (model weights it uses, their licence and credit, caches).
+    """
 
     name: str
     summary: str
@@ -106,47 +110,84 @@ class Stage(Protocol):
     def apply(self, image: Image, params: Any, ctx: "Context") -> Image: ...
 
 
+def about(stage: Any) -> list[tuple[str, str]]:
+    """What a stage says about itself through its optional ``about()`` hook; a failing hook is reported in the
+    list, never raised (``artfx info`` must always print)."""
+    hook = getattr(stage, "about", None)
+    if not callable(hook):
+        return []
+    try:
+        return [(str(k), str(v)) for k, v in hook()]
+    except Exception as exc:
+        return [("about", f"failed: {type(exc).__name__}: {exc}".splitlines()[0])]
+
+
 ProgressCallback = Callable[[str, float, "float | None", dict], None]
 """on_progress(label, done, total, metrics); the label is "<step number>:<stage name>"."""
 
 
 @dataclass
-class Context:
-    """Everything a stage may use besides its image and params.
+class Run:
+    """What every step of one run shares: the options, side outputs, the best image so far, files read.
 
-    - ``seed``, ``rng`` (a numpy Generator for the current step), ``step_seed`` (an int for libraries that want
-      one), ``torch_generator(device)``;
-    - ``device`` as asked (auto|cpu|cuda|mps) and ``torch_device()``, resolved once;
-    - ``progress(done, total, **metrics)`` and ``log`` (a logging.Logger);
-    - side outputs: ``emit(key, value)`` and ``get(key)`` (the latest value any earlier step emitted);
-    - ``save(path, data)`` writes a side-output file atomically, never over an input;
-    - ``checkpoint(image)`` records the best image so far, written out if the run is interrupted.
-    """
+    Built by the pipeline (or by :class:`Context` for a stage called on its own); stages see it through their
+    context."""
 
     seed: int = 0
     device: str = "auto"
-    max_size: int | None = None
-    on_progress: ProgressCallback | None = None
-    protected: tuple[Path, ...] = ()
+    depth: int = 8
+    allow_huge: bool = False
     force: bool = False
+    protected: tuple[Path, ...] = ()
+    on_progress: ProgressCallback | None = None
+    input_image: Image | None = None
     outputs: dict[str, Any] = field(default_factory=dict)
-    history: list[tuple[int, str, str]] = field(default_factory=list)
-    saved: list[Path] = field(default_factory=list)
-    step: int = 0
-    stage: str = ""
     best: Image | None = None
-    _rng: np.random.Generator | None = field(default=None, repr=False)
+    resolved_device: str | None = None
     _torch_device: Any = field(default=None, repr=False)
+    _reads: dict[Path, Any] = field(default_factory=dict, repr=False)
 
-    # ---- steps -------------------------------------------------------------------------------------------
-    def begin_step(self, index: int, stage: str) -> None:
-        self.step, self.stage, self._rng, self.best = index, stage, None, None
+
+class Context:
+    """Everything a stage may use besides its image and params, for one step of one run.
+
+    - ``seed``, ``rng`` (a numpy Generator for this step), ``step_seed`` (an int for libraries that want one),
+      ``torch_generator(device)``: they depend on the run's seed and the step's index only, so a stage called
+      on its own (``stage.apply(image, params, Context(seed=7))``) draws exactly what it draws as the first step
+      of a pipeline with that seed;
+    - ``device`` (resolved: cpu, cuda, cuda:N or mps; auto is resolved once per run, on first use) and
+      ``torch_device()``; ``depth`` (8 or 16: the bits per channel the output will be written with);
+    - ``progress(done, total, **metrics)`` and ``log`` (a logging.Logger);
+    - side outputs: ``emit(key, value)`` and ``get(key)`` (the latest value any earlier step emitted);
+    - ``read_image(path)``: a file a step reads (palette, style, mask...), through artfx's reader (EXIF, ICC,
+      16-bit, the bomb guard), read once per run;
+    - ``save(path, data)`` writes a side-output file atomically, never over an input;
+    - ``checkpoint(image)`` records the best image so far, written out if the run is interrupted;
+    - ``input_image``: the pipeline's input (after --max-size), for steps that work on the photo itself.
+
+    The pipeline builds one per step; nobody needs to call anything before handing it to a stage.
+    """
+
+    def __init__(self, seed: int = 0, device: str = "auto", *, step: int = 0, stage: str = "",
+                 run: Run | None = None, **run_fields: Any) -> None:
+        self.run = run if run is not None else Run(seed=seed, device=device, **run_fields)
+        self.step = step
+        self.stage = stage
+        self._rng: np.random.Generator | None = None
+
+    def for_step(self, step: int, stage: str) -> "Context":
+        """A context for another step of the same run."""
+        return Context(step=step, stage=stage, run=self.run)
 
     # ---- randomness --------------------------------------------------------------------------------------
     @property
+    def seed(self) -> int:
+        return self.run.seed
+
+    @property
     def step_seed(self) -> int:
-        """A 32-bit seed that depends on the run's seed, the step index and the stage name only."""
-        digest = hashlib.sha256(f"{self.seed}:{self.step}:{self.stage}".encode()).digest()
+        """A 32-bit seed that depends on the run's seed and the step index only."""
+        digest = hashlib.sha256(f"{self.run.seed}:{self.step}".encode()).digest()
         return int.from_bytes(digest[:4], "little")
 
     @property
@@ -162,42 +203,80 @@ class Context:
         g.manual_seed(self.step_seed)
         return g
 
-    # ---- device ------------------------------------------------------------------------------------------
-    def torch_device(self) -> Any:
-        """The torch device for ``device``: auto picks CUDA, then MPS, then the CPU. Resolved once."""
-        if self._torch_device is None:
-            from artfx.devices import resolve_torch_device
+    # ---- device and output -------------------------------------------------------------------------------
+    @property
+    def device(self) -> str:
+        """The run's device, resolved: ``auto`` becomes cuda, mps or cpu (importing torch) on first use."""
+        if self.run.resolved_device is None:
+            from artfx.devices import resolve_device
 
-            self._torch_device = resolve_torch_device(self.device)
-        return self._torch_device
+            self.run.resolved_device = resolve_device(self.run.device)
+        return self.run.resolved_device
+
+    def torch_device(self) -> Any:
+        """The torch device of :attr:`device`."""
+        if self.run._torch_device is None:
+            import torch
+
+            self.run._torch_device = torch.device(self.device)
+        return self.run._torch_device
+
+    @property
+    def depth(self) -> int:
+        return self.run.depth
+
+    @property
+    def input_image(self) -> Image | None:
+        return self.run.input_image
 
     # ---- reporting ---------------------------------------------------------------------------------------
+    @property
+    def on_progress(self) -> ProgressCallback | None:
+        """The run's progress callback (settable, e.g. by a test driving a stage directly)."""
+        return self.run.on_progress
+
+    @on_progress.setter
+    def on_progress(self, callback: ProgressCallback | None) -> None:
+        self.run.on_progress = callback
+
     @property
     def log(self) -> logging.Logger:
         return logging.getLogger(f"artfx.stages.{self.stage or 'stage'}")
 
     def progress(self, done: float, total: float | None = None, **metrics: Any) -> None:
-        if self.on_progress is not None:
-            self.on_progress(f"{self.step + 1}:{self.stage}", done, total, metrics)
+        if self.run.on_progress is not None:
+            self.run.on_progress(f"{self.step + 1}:{self.stage}", done, total, metrics)
 
-    # ---- side outputs ------------------------------------------------------------------------------------
+    # ---- files and side outputs --------------------------------------------------------------------------
     def emit(self, key: str, value: Any) -> None:
-        self.outputs[key] = value
-        self.history.append((self.step, self.stage, key))
+        self.run.outputs[key] = value
 
     def get(self, key: str, default: Any = None) -> Any:
-        return self.outputs.get(key, default)
+        return self.run.outputs.get(key, default)
+
+    def read_image(self, path: str | Path) -> Any:
+        """An image file a step reads, as an :class:`artfx.io.Picture` (``.rgb``, ``.alpha``), read once per
+        run through artfx's own reader, with the run's decompression-bomb setting."""
+        key = Path(path).expanduser().resolve()
+        picture = self.run._reads.get(key)
+        if picture is None:
+            from artfx.io import read_image
+
+            picture = self.run._reads[key] = read_image(Path(path).expanduser(), allow_huge=self.run.allow_huge)
+        return picture
 
     def save(self, path: str | Path, data: bytes | str | Callable[[Path], None]) -> Path:
         """Write a side-output file atomically. ``data`` is bytes, text, or a function that writes a given
         temporary path (for encoders that want a filename). Refuses to overwrite an input unless forced."""
-        from artfx.io import atomic_write
+        from artfx.io.files import atomic_write
 
-        path = Path(path)
-        atomic_write(path, data, protected=self.protected, force=self.force)
-        self.saved.append(path)
-        return path
+        return atomic_write(Path(path), data, protected=self.run.protected, force=self.run.force)
 
     def checkpoint(self, image: Image) -> None:
         """Record the best image so far of this step (kept if the run is interrupted)."""
-        self.best = image
+        self.run.best = image
+
+    @property
+    def best(self) -> Image | None:
+        """The latest checkpoint of this run."""
+        return self.run.best

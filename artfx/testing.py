@@ -67,7 +67,6 @@ def check_stage(
         out_buf, err_buf = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out_buf), contextlib.redirect_stderr(err_buf):
             ctx = Context(seed=7, device="cpu")
-            ctx.begin_step(0, stage.name)
             out = stage.apply(image, p, ctx)
         assert out_buf.getvalue() == "", f"stage printed to stdout: {out_buf.getvalue()[:200]!r}"
         assert np.array_equal(image, before), "stage modified its input image in place"
@@ -79,6 +78,5 @@ def check_stage(
         assert out.min() >= 0.0 and out.max() <= 1.0, f"values outside [0, 1]: {out.min()}..{out.max()}"
         if deterministic:
             ctx2 = Context(seed=7, device="cpu")
-            ctx2.begin_step(0, stage.name)
             again = stage.apply(image.copy(), p, ctx2)
             assert np.array_equal(out, again), "same seed gave a different image"

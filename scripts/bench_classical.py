@@ -139,7 +139,6 @@ def artfx_stage(name: str, threads: int = 0, **params):
 
     def run(image):
         ctx = Context(seed=0, device="cpu")
-        ctx.begin_step(0, name)
         before = numba.get_num_threads()
         if threads:
             numba.set_num_threads(threads)

@@ -61,7 +61,6 @@ def run(image: np.ndarray, shape: str, n: int, seed: int, workers: int, extra: d
         rmses[int(done)] = float(metrics["rmse"])
 
     ctx = Context(seed=seed, device="cpu", on_progress=on_progress)
-    ctx.begin_step(0, stage.name)
     params = stage.Params(n=n, shape=shape, workers=workers, **extra)
     t0 = time.perf_counter()
     c0 = time.process_time()

@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from artfx.stages.style import losses, optimize, styles, vgg  # noqa: E402
+from artfx.io import read_image  # noqa: E402
 
 CONTENT_CANDIDATES = [
     ROOT / "samples" / "tubingen.jpg",
@@ -209,8 +210,8 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for size in sizes:
-            c = optimize.resize_long(optimize.to_tensor(styles.load_rgb(cpath)), size)[0].permute(1, 2, 0).numpy()
-            s_full = styles.load_rgb(styles.resolve("starry-night"))
+            c = optimize.resize_long(optimize.to_tensor(read_image(cpath).rgb), size)[0].permute(1, 2, 0).numpy()
+            s_full = read_image(styles.resolve("starry-night")).rgb
             s = optimize.resize_long(optimize.to_tensor(s_full), size)[0].permute(1, 2, 0).numpy()
             cp, sp = Path(tmp) / f"content{size}.png", Path(tmp) / f"style{size}.png"
             save_png(c, cp)

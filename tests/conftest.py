@@ -147,3 +147,55 @@ def run_cli(*args: str, env_extra: dict[str, str] | None = None, input_bytes: by
     env["COLUMNS"] = "200"
     return subprocess.run([sys.executable, "-m", "artfx", *args], capture_output=True, input=input_bytes,
                           env=env, cwd=cwd, timeout=timeout)
+
+
+class CliResult:
+    """What an in-process run of the command line gave: exit code, standard output (bytes), standard error."""
+
+    def __init__(self, returncode: int, stdout: bytes, stderr: str):
+        self.returncode, self.stdout, self.err = returncode, stdout, stderr
+
+    @property
+    def stderr(self) -> bytes:  # the same shape as subprocess.CompletedProcess
+        return self.err.encode()
+
+
+@pytest.fixture
+def cli(monkeypatch):
+    """The command line in this process (``artfx.cli.main``), for tests where a subprocess is not what is
+    tested: the same code path and exit codes, without a new interpreter per call. ``plugins=True`` puts the
+    throwaway plugin distribution on sys.path; ``input_bytes`` is standard input."""
+    import io
+
+    from artfx import registry
+    from artfx.cli import main
+
+    def call(*args: str, plugins: Path | None = None, input_bytes: bytes | None = None) -> CliResult:
+        out, err = io.BytesIO(), io.StringIO()
+
+        class Out:
+            buffer = out
+
+            def write(self, text: str) -> int:
+                return out.write(text.encode())
+
+            def flush(self) -> None:
+                pass
+
+            def isatty(self) -> bool:
+                return False
+
+        with monkeypatch.context() as m:
+            m.setattr(sys, "stdout", Out())
+            m.setattr(sys, "stderr", err)
+            m.setattr(sys, "stdin", type("In", (), {"buffer": io.BytesIO(input_bytes or b"")})())
+            if plugins is not None:
+                m.syspath_prepend(str(plugins))
+            registry.refresh()
+            try:
+                code = main([str(a) for a in args])
+            finally:
+                registry.refresh()
+        return CliResult(code, out.getvalue(), err.getvalue())
+
+    return call

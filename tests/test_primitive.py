@@ -21,7 +21,6 @@ FAST = {"restarts": 2, "candidates": 10, "failures": 10}
 
 def run(image, seed=7, **params):
     ctx = Context(seed=seed, device="cpu")
-    ctx.begin_step(0, stage.name)
     progress = []
     ctx.on_progress = lambda _s, done, total, m: progress.append((done, total, m["rmse"]))
     out = stage.apply(image, stage.Params(**{**FAST, **params}), ctx)

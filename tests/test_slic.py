@@ -13,7 +13,6 @@ from artfx.testing import check_stage
 
 def run(image, **params):
     ctx = Context(seed=1, device="cpu")
-    ctx.begin_step(0, "slic")
     out = stage.apply(image, stage.Params(**params), ctx)
     return out, ctx.get("labels")
 
@@ -122,17 +121,28 @@ def test_edges_drawn_in_colour_and_width():
 
 
 def test_deterministic_and_independent_of_thread_count():
+    """The kernels themselves on 1 and 2 threads (the stage picks one thread for images this small, so the
+    segmentation is called directly), on an image large enough for the parallel paths to split the work."""
     import numba
 
-    img = blobs(200, 260, seed=8)
-    a, la = run(img, n=150)
+    from artfx.stages.slic import segment
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("numba has a single thread on this machine")
+    img = blobs(520, 540, seed=8)
+    assert img.shape[0] * img.shape[1] > 1 << 18  # above the stage's one-thread threshold
     before = numba.get_num_threads()
     try:
+        numba.set_num_threads(2)
+        la, ma = segment(img, 400)
         numba.set_num_threads(1)
-        b, lb = run(img, n=150)
+        lb, mb = segment(img, 400)
     finally:
         numba.set_num_threads(before)
+    assert ma == mb
     np.testing.assert_array_equal(la, lb)
+    a, _ = run(img, n=400)
+    b, _ = run(img, n=400)
     np.testing.assert_array_equal(a, b)
 
 

@@ -11,54 +11,14 @@ the chosen colour space, so the assignment is exact to the 8-bit input colour.
 
 from __future__ import annotations
 
-
 import numpy as np
 from numba import njit, prange
 
-from artfx.stages._threads import threads_for  # noqa: F401  (used by the stage)
+from artfx.stages._kernels import paint, rgb_to_lab_one, threads_for, to_space  # noqa: F401  (used by the stage)
 
 BITS = 6
 SHIFT = 8 - BITS
 CELLS = 1 << (3 * BITS)
-
-
-# ---- colour conversion (float64, sRGB in [0,1] -> CIELAB D65) -------------------------------------------------
-@njit(cache=True, inline="always")
-def _lin(c):
-    if c <= 0.04045:
-        return c / 12.92
-    return ((c + 0.055) / 1.055) ** 2.4
-
-
-@njit(cache=True, inline="always")
-def _f(t):
-    if t > 0.008856451679035631:
-        return t ** (1.0 / 3.0)
-    return t * 7.787037037037037 + 16.0 / 116.0
-
-
-@njit(cache=True)
-def rgb_to_lab_one(r, g, b):
-    r, g, b = _lin(r), _lin(g), _lin(b)
-    x = (0.412453 * r + 0.357580 * g + 0.180423 * b) / 0.950456
-    y = 0.212671 * r + 0.715160 * g + 0.072169 * b
-    z = (0.019334 * r + 0.119193 * g + 0.950227 * b) / 1.088754
-    fx, fy, fz = _f(x), _f(y), _f(z)
-    return 116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)
-
-
-@njit(cache=True)
-def to_space(rgb, lab, cw):
-    """(m, 3) float64 sRGB in [0,1] -> (m, 3) float64 in the clustering space (Lab, or RGB on a 0..100 scale)."""
-    m = rgb.shape[0]
-    out = np.empty((m, 3), np.float64)
-    for i in range(m):
-        if lab:
-            L, a, b = rgb_to_lab_one(rgb[i, 0], rgb[i, 1], rgb[i, 2])
-            out[i, 0], out[i, 1], out[i, 2] = L, a * cw, b * cw
-        else:
-            out[i, 0], out[i, 1], out[i, 2] = rgb[i, 0] * 100.0, rgb[i, 1] * 100.0, rgb[i, 2] * 100.0
-    return out
 
 
 # ---- histogram ---------------------------------------------------------------------------------------------
@@ -300,21 +260,6 @@ def _space8(r, g, b, lab, lin, ftab, cw):
     return 116.0 * fy - 16.0, 500.0 * cw * (fx - fy), 200.0 * cw * (fy - fz)
 
 
-@njit(cache=True, inline="always")
-def _nearest3(p0, p1, p2, palette):
-    best = np.inf
-    bi = 0
-    for j in range(palette.shape[0]):
-        d0 = p0 - palette[j, 0]
-        d1 = p1 - palette[j, 1]
-        d2 = p2 - palette[j, 2]
-        d = d0 * d0 + d1 * d1 + d2 * d2
-        if d < best:
-            best = d
-            bi = j
-    return bi
-
-
 @njit(cache=True, parallel=True)
 def cell_lut(cells, cell_space, palette, lab, lin, ftab, cw):
     """Palette indices for the listed cells: ``lut[i]`` is the entry nearest to cell i's mean colour, and
@@ -402,17 +347,6 @@ def assign(code, cells, lut, sure, sub):
             v = code[y, x]
             e = entry[v >> 6]
             code[y, x] = e if e >= 0 else sub[-1 - e, v & 63]
-
-
-@njit(cache=True, parallel=True)
-def paint(labels, palette, out):
-    h, w = labels.shape
-    for y in prange(h):
-        for x in range(w):
-            j = labels[y, x]
-            out[y, x, 0] = palette[j, 0]
-            out[y, x, 1] = palette[j, 1]
-            out[y, x, 2] = palette[j, 2]
 
 
 @njit(cache=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from artfx.stages._threads import threads_for  # noqa: F401  (used by the stage)
+from artfx.stages._kernels import paint, threads_for, to_space  # noqa: F401  (used by the stage)
 
 NBANDS = 16  # fixed number of row bands for accumulations: results independent of the thread count
 TABLE_BITS = 6  # colour -> Lab table: 64 levels per channel (half a step = 2/255, under ~1 Lab unit)
@@ -412,17 +412,6 @@ def segment_medians(img, labels, m, batch):
                         out[lo + c, t] = v / 255.0
                         break
     return out
-
-
-@njit(cache=True, parallel=True)
-def paint(labels, colours, out):
-    h, w = labels.shape
-    for y in prange(h):
-        for x in range(w):
-            c = labels[y, x]
-            out[y, x, 0] = colours[c, 0]
-            out[y, x, 1] = colours[c, 1]
-            out[y, x, 2] = colours[c, 2]
 
 
 @njit(cache=True, parallel=True)

@@ -7,58 +7,23 @@ where a palette boundary crosses the cell. scikit-learn's KMeans on all pixels t
 on a 100k-pixel sample it still spends ~0.26 s in the fit alone, so the stage uses its own numba kernels
 (``_quantize_kernels.py``).
 
-The palette is rounded to 8-bit steps, so an 8-bit PNG written from the output holds exactly the palette's
-colours. Side outputs: ``palette`` (float32 Kx3 sRGB in [0, 1]) and ``labels`` (int32 HxW indices into it).
+The palette is rounded to the output's steps (8-bit, or 16-bit with ``--depth 16``), so a PNG written from the
+output holds exactly the palette's colours. Side outputs: ``palette`` (float32 Kx3 sRGB in [0, 1]) and ``labels`` (int32 HxW indices into it).
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Literal, Optional
 
 import numpy as np
 from pydantic import Field, field_validator
 
-from artfx.errors import InputError, ParamError
+from artfx.colours import is_hex_list, parse_hex_list
 from artfx.stage import Context, Image, Params, output_file
 
-HEX_RE = re.compile(r"^#?([0-9a-fA-F]{6}|[0-9a-fA-F]{3})$")
 PALETTE_SUFFIXES = (".png", ".gpl")
 CHROMA = 0.8  # weight of a*, b* against L* in the clustering distance (space=lab); see _fit
-
-
-def parse_colours(text: str) -> np.ndarray:
-    """``#rrggbb|#rgb|...`` -> float32 (N, 3) in [0, 1] on 8-bit steps. Raises ValueError naming the bad item."""
-    items = [t.strip() for t in text.split("|") if t.strip()]
-    if not items:
-        raise ValueError("no colours given (expected colours like #ff8800|#004488)")
-    out = []
-    for item in items:
-        m = HEX_RE.match(item)
-        if not m:
-            raise ValueError(f"{item!r} is not a colour (expected #rrggbb, e.g. #ff8800|#004488)")
-        h = m.group(1)
-        if len(h) == 3:
-            h = "".join(c * 2 for c in h)
-        out.append([int(h[i : i + 2], 16) for i in (0, 2, 4)])
-    return (np.asarray(out, np.float64) / 255.0).astype(np.float32)
-
-
-def _read_palette_image(path: str) -> np.ndarray:
-    """An image file as float32 (H, W, 3) in [0, 1]; ValueError with the reason when it cannot be read."""
-    from PIL import Image as PILImage
-
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise ValueError(f"no such image file {path!r} (give an image path or colours like #ff8800|#004488)")
-    try:
-        with PILImage.open(p) as im:
-            im.load()
-            rgb = im.convert("RGB")
-    except Exception as exc:  # PIL raises many kinds; the user needs one line
-        raise ValueError(f"cannot read {path!r} as an image ({type(exc).__name__})") from None
-    return np.asarray(rgb, np.float32) / np.float32(255.0)
 
 
 class QuantizeParams(Params):
@@ -91,10 +56,10 @@ class QuantizeParams(Params):
         v = v.strip()
         if not v:
             return v
-        if v.startswith("#") or "|" in v:
-            parse_colours(v)
-        else:
-            _read_palette_image(v)
+        if is_hex_list(v):
+            parse_hex_list(v)
+        elif not Path(v).expanduser().is_file():
+            raise ValueError(f"no such image file {v!r} (give an image path or colours like #ff8800|#004488)")
         return v
 
     @field_validator("palette_out")
@@ -133,14 +98,16 @@ def _histogram(image: np.ndarray, sample: int, salt: int):
 
 
 def fit_palette(
-    image: np.ndarray, k: int, lab: bool, rng: np.random.Generator, sample: int = 0, iters: int = 100, inits: int = 1
+    image: np.ndarray, k: int, lab: bool, rng: np.random.Generator, sample: int = 0, iters: int = 100, inits: int = 1,
+    depth: int = 8,
 ) -> np.ndarray:
-    """k colours of ``image`` by weighted k-means on its colour histogram: float32 (<=k, 3) sRGB, 8-bit steps."""
+    """k colours of ``image`` by weighted k-means on its colour histogram: float32 (<=k, 3) sRGB, on the steps
+    of ``depth`` bits."""
     _, cells, mean_rgb, weights = _histogram(image, sample, int(rng.integers(0, 2**31 - 1)))
-    return _fit(cells, mean_rgb, weights, k, lab, rng, iters, inits)
+    return _fit(cells, mean_rgb, weights, k, lab, rng, iters, inits, depth)
 
 
-def _fit(cells, mean_rgb, weights, k, lab, rng, iters, inits=1) -> np.ndarray:
+def _fit(cells, mean_rgb, weights, k, lab, rng, iters, inits=1, depth=8) -> np.ndarray:
     from artfx.stages import _quantize_kernels as K
 
     # Clustering runs in CIELAB with a* and b* weighted by CHROMA = 0.8: plain Lab distances (CIE76) overweight
@@ -161,7 +128,7 @@ def _fit(cells, mean_rgb, weights, k, lab, rng, iters, inits=1) -> np.ndarray:
             best, best_err = centers, err
     centers = best
     rgb = _lab_to_rgb(centers) if lab else np.clip(centers / 100.0, 0.0, 1.0)
-    return _round_palette(rgb)
+    return _round_palette(rgb, depth)
 
 
 def _lab_to_rgb(lab: np.ndarray) -> np.ndarray:
@@ -182,13 +149,14 @@ def _lab_to_rgb(lab: np.ndarray) -> np.ndarray:
     return np.where(lin <= 0.0031308, 12.92 * lin, 1.055 * lin ** (1 / 2.4) - 0.055)
 
 
-def _round_palette(rgb: np.ndarray) -> np.ndarray:
-    """Round to 8-bit steps (so a PNG written from the output has exactly these colours) and drop duplicates,
-    keeping first-seen order."""
-    q = np.clip(np.rint(np.asarray(rgb, np.float64) * 255.0), 0, 255).astype(np.int64)
+def _round_palette(rgb: np.ndarray, depth: int = 8) -> np.ndarray:
+    """Round to the output's steps (8 or 16 bits, so a PNG written from the output has exactly these colours)
+    and drop duplicates, keeping first-seen order."""
+    top = 65535.0 if depth == 16 else 255.0
+    q = np.clip(np.rint(np.asarray(rgb, np.float64) * top), 0, top).astype(np.int64)
     _, first = np.unique(q, axis=0, return_index=True)
     q = q[np.sort(first)]
-    return (q / 255.0).astype(np.float32)
+    return (q / top).astype(np.float32)
 
 
 def quantize(
@@ -257,11 +225,14 @@ class QuantizeStage:
     summary = "k-means colour quantization to k colours or a given palette, optionally dithered"
     Params = QuantizeParams
 
+    def reads(self, params: QuantizeParams) -> list[Path]:
+        """Files this step reads (protected from being overwritten like the input)."""
+        spec = params.palette.strip()
+        return [Path(spec).expanduser()] if spec and not is_hex_list(spec) else []
+
     def apply(self, image: Image, params: QuantizeParams, ctx: Context) -> Image:
         from artfx.stages import _quantize_kernels as K
 
-        if image.ndim != 3 or image.shape[2] != 3:
-            raise InputError(f"quantize expects an (H, W, 3) image, got shape {image.shape}")
         with K.threads_for(image.shape[0] * image.shape[1]):
             return self._apply(image, params, ctx)
 
@@ -271,19 +242,16 @@ class QuantizeStage:
         rng = ctx.rng
         cells = None
         spec = params.palette.strip()
-        if spec.startswith("#") or "|" in spec:
-            palette = _round_palette(parse_colours(spec))
+        if is_hex_list(spec):
+            palette = _round_palette(parse_hex_list(spec), ctx.depth)
         elif spec:
-            try:
-                other = _read_palette_image(spec)
-            except ValueError as exc:
-                raise ParamError(f"quantize: palette: {exc}") from None
-            palette = fit_palette(other, params.k, lab, rng, params.sample, params.iters, params.inits)
+            other = ctx.read_image(spec).rgb
+            palette = fit_palette(other, params.k, lab, rng, params.sample, params.iters, params.inits, ctx.depth)
         else:
             salt = int(rng.integers(0, 2**31 - 1))
             cells = _histogram(image, params.sample, salt)
             occ, mean_rgb, weights = cells[1], cells[2], cells[3]
-            palette = _fit(occ, mean_rgb, weights, params.k, lab, rng, params.iters, params.inits)
+            palette = _fit(occ, mean_rgb, weights, params.k, lab, rng, params.iters, params.inits, ctx.depth)
             if dither:
                 cells = None
         ctx.progress(1, 2)

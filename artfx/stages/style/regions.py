@@ -11,9 +11,11 @@ of about equal area: the first style paints the darkest group, the last the brig
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
-from artfx.errors import InputError, ParamError
+from artfx.errors import ParamError
 
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
@@ -59,28 +61,30 @@ def masks_from_labels(labels, content: np.ndarray, n_styles: int) -> np.ndarray:
     return np.stack([(pix_group == g).astype(np.float32) for g in range(n_styles)])
 
 
-def masks_from_files(paths: list[str], shape: tuple[int, int], n_styles: int) -> np.ndarray:
-    """Read one greyscale mask per style image, resized to ``shape`` (H, W); returns float32 (n, H, W)."""
-    from PIL import Image
+def masks_from_files(paths: list[str], shape: tuple[int, int], n_styles: int,
+                     read: Callable[[str], np.ndarray]) -> np.ndarray:
+    """One greyscale mask per style image (read as RGB by ``read``, channels averaged), resized to ``shape``
+    (H, W); returns float32 (n, H, W)."""
+    from artfx.io import resize_to
 
     if len(paths) != n_styles:
         raise ParamError(f"regions gives {len(paths)} mask files for {n_styles} style images; give one per style")
     h, w = shape
-    out = []
-    for p in paths:
-        try:
-            with Image.open(p) as im:
-                im = im.convert("L").resize((w, h), Image.BILINEAR)
-                out.append(np.asarray(im, dtype=np.float32) / 255.0)
-        except (OSError, ValueError) as exc:
-            raise InputError(f"cannot read mask {p!r}: {exc}") from None
-    return np.stack(out)
+    return np.stack([resize_to(read(p).mean(axis=2), h, w) for p in paths])
 
 
-def build_masks(regions: list[str], content: np.ndarray, n_styles: int, labels=None) -> np.ndarray | None:
-    """The masks asked for by the ``regions`` parameter, or None when the styles cover the whole image."""
+def build_masks(regions: list[str], content: np.ndarray, n_styles: int, labels=None,
+                read: Callable[[str], np.ndarray] | None = None) -> np.ndarray | None:
+    """The masks asked for by the ``regions`` parameter, or None when the styles cover the whole image; mask
+    files are read by ``read`` (the context's reader: EXIF, 16-bit, the bomb guard)."""
     if not regions:
         return None
     if len(regions) == 1 and regions[0] == "labels":
         return masks_from_labels(labels, content, n_styles)
-    return masks_from_files(regions, content.shape[:2], n_styles)
+    if read is None:
+        from artfx.io import read_image
+
+        def read(p: str) -> np.ndarray:
+            return read_image(p).rgb
+
+    return masks_from_files(regions, content.shape[:2], n_styles, read)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 STYLES_DIR = Path(__file__).resolve().parent.parent.parent / "data" / "styles"
 
 BUILTIN = {
@@ -35,20 +33,3 @@ def resolve(name: str) -> Path:
     raise ValueError(
         f"style image {name!r} is neither a file nor a built-in style; built-in styles: {builtin_names()}"
     )
-
-
-def load_rgb(path: str | Path) -> np.ndarray:
-    """Read an image file as float32 (H, W, 3) RGB in [0, 1] (EXIF orientation applied, alpha dropped)."""
-    from PIL import Image, ImageOps
-
-    try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                arr = np.asarray(im, dtype=np.float32) / 65535.0
-                return np.repeat(np.clip(arr, 0, 1)[..., None], 3, axis=2)
-            return np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
-    except (OSError, ValueError) as exc:
-        from artfx.errors import InputError
-
-        raise InputError(f"cannot read image {str(path)!r}: {exc}") from None

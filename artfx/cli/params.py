@@ -1,0 +1,100 @@
+"""Command-line options generated from pydantic fields: a stage's Params and the run options alike, so that
+names, types, ranges, defaults and help are written once."""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from typing import Any, Callable, Optional
+
+import typer
+from rich.markup import escape
+
+from artfx.describe import choices, describe_field, unwrap_optional
+from artfx.options import RunOptions
+
+RESERVED_SHORT = {"-h", "-o", "-q", "-v", "-c", "-i"}  # taken by shared options
+
+Spec = tuple[str, Any, Any]  # (python name, annotation, typer.Option/Argument)
+
+
+def make_command(params: list[Spec], body: Callable[[dict[str, Any]], None], doc: str) -> Callable:
+    """A function typer can read, with the given (name, annotation, typer.Option/Argument) parameters."""
+
+    def command(**kwargs: Any) -> None:
+        body(kwargs)
+
+    command.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d, annotation=a) for n, a, d in params]
+    )
+    command.__annotations__ = {n: a for n, a, _ in params}
+    command.__doc__ = doc
+    return command
+
+
+def short_flag(name: str) -> str | None:
+    """``-k`` for a one-letter field, unless a shared option has it."""
+    return f"-{name}" if len(name) == 1 and f"-{name}" not in RESERVED_SHORT else None
+
+
+def field_option(name: str, info: Any, flag: str | None = None, switch: bool = False) -> tuple[Any, Any]:
+    """(annotation, typer.Option) for a field; every default is None so that "not given" can be told apart.
+    Booleans become ``--x/--no-x`` pairs, or a lone ``--x`` when ``switch``."""
+    kind, help_text = describe_field(info)
+    ann = unwrap_optional(info.annotation)
+    flag = flag or name.replace("_", "-")
+    decls = [f"--{flag}"]
+    if short_flag(name):
+        decls.insert(0, short_flag(name))
+    extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+    metavar = extra.get("metavar")
+    if ann is bool:
+        decls = [f"--{flag}"] if switch else [f"--{flag}/--no-{flag}"]
+        typ: Any = bool if switch else Optional[bool]
+        metavar = None
+    elif choices(info):
+        typ, metavar = Optional[str], metavar or kind
+    elif ann in (int, float):
+        typ, metavar = Optional[ann], metavar or ann.__name__.upper()
+    else:
+        typ, metavar = Optional[str], metavar or kind.split(" (")[0].upper()
+    default = False if switch else None
+    return typ, typer.Option(default, *decls, help=escape(help_text), metavar=metavar, show_default=False)
+
+
+def run_option_specs() -> list[Spec]:
+    """The shared options of every command that runs stages: output, the run options, verbosity."""
+    specs: list[Spec] = [("output", Optional[str], typer.Option(
+        None, "-o", "--output", help="Output image (PNG keeps the recipe), a directory for several inputs, or - "
+        "for stdout."))]
+    for name, info in RunOptions.model_fields.items():
+        switch = unwrap_optional(info.annotation) is bool
+        typ, option = field_option(name, info, switch=switch)
+        specs.append((name, typ, option))
+    specs += [
+        ("quiet", bool, typer.Option(False, "--quiet", "-q", help="Only errors on stderr; no progress bars.")),
+        ("verbose", bool, typer.Option(False, "--verbose", "-v", help="More messages.")),
+        ("debug", bool, typer.Option(False, "--debug", help="Debug messages and full tracebacks.")),
+    ]
+    return specs
+
+
+RUN_NAMES = {"output", "quiet", "verbose", "debug", *RunOptions.model_fields}
+
+
+def stage_option_specs(stage: Any) -> list[tuple[str, Any, Any, str]]:
+    """(python name, annotation, typer option, Params field) for every field of a stage's Params; a field named
+    like a shared option becomes ``--<stage>-<field>``."""
+    out = []
+    for name in stage.Params.model_fields:
+        info = stage.Params.model_fields[name]
+        pname, flag = name, None
+        if name in RUN_NAMES or name == "inputs":
+            pname, flag = f"{stage.name}_{name}", f"{stage.name}-{name.replace('_', '-')}"
+        typ, option = field_option(name, info, flag)
+        out.append((pname, typ, option, name))
+    return out
+
+
+def is_literal(info: Any) -> bool:
+    return typing.get_origin(unwrap_optional(info.annotation)) is typing.Literal

@@ -1,0 +1,81 @@
+"""Run options, defined once: the command line's shared options, the TOML ``[run]`` table and the keywords of
+``artfx.run`` all come from :class:`RunOptions` (names, types, defaults, ranges, help and validation)."""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import Field, ValidationError, field_validator
+
+from artfx.errors import UsageError
+from artfx.stage import Params
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def check_device(name: str) -> str:
+    """``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` (case-insensitive), else ValueError naming them."""
+    value = str(name).strip().lower()
+    if value in DEVICES or (value.startswith("cuda:") and value[5:].isdigit()):
+        return value
+    raise ValueError("auto, cpu, cuda (or cuda:N) or mps")
+
+
+class RunOptions(Params):
+    """How a pipeline runs, as opposed to what it does (that is the steps' parameters).
+
+    Fields marked ``look`` belong to the result (they are stored in recipes and may be set in a TOML ``[run]``
+    table); the others are safety switches given per command."""
+
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="Seed for every random choice; same seed, same picture.",
+                      json_schema_extra={"look": True})
+    device: str = Field("auto", description="auto|cpu|cuda|mps (auto: CUDA, then MPS, then the CPU).",
+                        json_schema_extra={"look": True, "metavar": "auto|cpu|cuda|mps"})
+    max_size: Optional[int] = Field(None, ge=1, le=1_000_000,
+                                    description="Shrink inputs so that the long side is at most this many px.",
+                                    json_schema_extra={"look": True})
+    depth: Literal[8, 16] = Field(8, description="Bits per channel of the output: 8, or 16 for PNG/TIFF.",
+                                  json_schema_extra={"look": True})
+    force: bool = Field(False, description="Allow overwriting an input file.")
+    allow_huge: bool = Field(False, description="Lift the decompression-bomb guard.")
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        return check_device(v)
+
+    @classmethod
+    def look_fields(cls) -> list[str]:
+        return [n for n, f in cls.model_fields.items() if (f.json_schema_extra or {}).get("look")]
+
+    @classmethod
+    def build(cls, where: str = "", **values: object) -> "RunOptions":
+        """Validated options, or a one-line UsageError naming the option (``where``: "--", "[run] " or "")."""
+        values = {k: v for k, v in values.items() if v is not None}
+        unknown = [k for k in values if k not in cls.model_fields]
+        if unknown:
+            raise UsageError(f"unknown run option {where}{unknown[0]}; allowed: {', '.join(cls.model_fields)}")
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            name = str(err["loc"][0]) if err.get("loc") else "?"
+            flag = f"{where}{name.replace('_', '-') if where == '--' else name}"
+            raise UsageError(f"{flag} {_problem(err)}, not {values.get(name)!r}") from None
+
+
+_BOUNDS = {"greater_than_equal": ("ge", "at least"), "less_than_equal": ("le", "at most"),
+           "greater_than": ("gt", "more than"), "less_than": ("lt", "less than")}
+
+
+def _problem(err: dict) -> str:
+    """A pydantic error as "must be ..." words."""
+    kind, ctx = err.get("type", ""), err.get("ctx") or {}
+    if kind in _BOUNDS:
+        key, words = _BOUNDS[kind]
+        return f"must be {words} {ctx.get(key)}"
+    if kind == "literal_error":
+        return f"must be {ctx.get('expected', 'one of the allowed values')}"
+    if kind.startswith("int"):
+        return "must be a whole number"
+    return "must be " + err.get("msg", "valid").removeprefix("Value error, ").removeprefix("Input should be ")
