@@ -64,6 +64,10 @@ class Interrupted(ArtfxError):
     exit_code = 130
 
 
+class Cancelled(Interrupted):
+    """A run stopped on request (``Run.cancelled``, e.g. from the web page)."""
+
+
 def one_line(e: object, limit: int = 200) -> str:
     """An exception or text as one line of at most ``limit`` characters (whitespace runs collapsed)."""
     text = " ".join(str(e).split())

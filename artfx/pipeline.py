@@ -75,6 +75,11 @@ def build_params(stage: Any, raw: dict[str, Any]) -> Any:
     """Validate raw values (strings from a spec or CLI, or typed values from TOML) into the stage's Params."""
     fields = stage.Params.model_fields
     values = {normalise_key(k): v for k, v in raw.items()}
+    try:
+        values = stage.Params.resolve_aliases(values, f"{stage.name}: ") if hasattr(stage.Params, "resolve_aliases") \
+            else values
+    except ValueError as exc:
+        raise ParamError(f"{stage.name}: {exc}") from None
     for key in values:
         if key not in fields:
             close = difflib.get_close_matches(key, list(fields), n=1)
@@ -190,7 +195,10 @@ class Pipeline:
             except Exception as exc:
                 text = f"{where} failed: {type(exc).__name__}: {exc}".splitlines()[0]
                 raise StageError(text) from exc
-            image = check_image(out, where)
+            out = check_image(out, where)
+            if run.sequence is not None:  # what the next frame's step may use (artfx.video)
+                run.sequence.record(index, image, out)
+            image = out
         return image
 
 

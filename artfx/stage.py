@@ -52,16 +52,38 @@ class Params(BaseModel):
 
     Every field must have a default and a description. A one-letter field is also a short CLI option (``k`` ->
     ``-k``). List fields accept ``a|b|c`` strings, as written in pipeline specs and on the command line.
+
+    ``aliases`` maps old parameter names to current ones (``{"iters": "iterations"}``): an old name is still
+    accepted, in specs, TOML, commands and Python, with a warning, and recipes store the current name.
     """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, validate_default=True)
+    aliases: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def resolve_aliases(cls, data: dict[str, Any], where: str = "") -> dict[str, Any]:
+        """``data`` with old parameter names replaced by their current ones (a warning for each)."""
+        if not cls.aliases or not any(k in cls.aliases for k in data):
+            return data
+        out = {}
+        for key, value in data.items():
+            new = cls.aliases.get(key)
+            if new is None:
+                out[key] = value
+                continue
+            if new in data:
+                raise ValueError(f"{key} is the old name of {new}; give only {new}")
+            logging.getLogger("artfx").warning("%s%s is now called %s; the old name will go in a later release",
+                                               where, key, new)
+            out[new] = value
+        return out
 
     @model_validator(mode="before")
     @classmethod
     def _split_lists(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        out = dict(data)
+        out = cls.resolve_aliases(dict(data))
         for name, info in cls.model_fields.items():
             value = out.get(name)
             if not isinstance(value, str):
@@ -141,6 +163,9 @@ class Run:
     protected: tuple[Path, ...] = ()
     on_progress: ProgressCallback | None = None
     input_image: Image | None = None
+    on_image: Callable[[str, Image], None] | None = None  # live view: every checkpointed image, with its label
+    sequence: Any = None  # for videos and photo sequences: gives each step its Temporal view (artfx.video)
+    cancelled: bool = False  # set from another thread to stop the run at the next progress report
     outputs: dict[str, Any] = field(default_factory=dict)
     best: Image | None = None
     resolved_device: str | None = None
@@ -163,7 +188,9 @@ class Context:
       16-bit, the bomb guard), read once per run;
     - ``save(path, data)`` writes a side-output file atomically, never over an input;
     - ``checkpoint(image)`` records the best image so far, written out if the run is interrupted;
-    - ``input_image``: the pipeline's input (after --max-size), for steps that work on the photo itself.
+    - ``input_image``: the pipeline's input (after --max-size), for steps that work on the photo itself;
+    - ``temporal``: None for a still; for a frame of a video or photo sequence, what the step may use from the
+      previous frame (its previous input and output, the optical flow, its own state; see :mod:`artfx.video`).
 
     The pipeline builds one per step; nobody needs to call anything before handing it to a stage.
     """
@@ -174,6 +201,8 @@ class Context:
         self.step = step
         self.stage = stage
         self._rng: np.random.Generator | None = None
+        sequence = self.run.sequence
+        self.temporal = sequence.for_step(step) if sequence is not None else None
 
     def for_step(self, step: int, stage: str) -> "Context":
         """A context for another step of the same run."""
@@ -243,9 +272,19 @@ class Context:
     def log(self) -> logging.Logger:
         return logging.getLogger(f"artfx.stages.{self.stage or 'stage'}")
 
+    @property
+    def label(self) -> str:
+        """"<step number>:<stage name>", as progress reports name the step."""
+        return f"{self.step + 1}:{self.stage}"
+
     def progress(self, done: float, total: float | None = None, **metrics: Any) -> None:
+        """Report progress. Also where a cancelled run stops (raising :class:`artfx.errors.Cancelled`)."""
+        if self.run.cancelled:
+            from artfx.errors import Cancelled
+
+            raise Cancelled("cancelled")
         if self.run.on_progress is not None:
-            self.run.on_progress(f"{self.step + 1}:{self.stage}", done, total, metrics)
+            self.run.on_progress(self.label, done, total, metrics)
 
     # ---- files and side outputs --------------------------------------------------------------------------
     def emit(self, key: str, value: Any) -> None:
@@ -273,8 +312,10 @@ class Context:
         return atomic_write(Path(path), data, protected=self.run.protected, force=self.run.force)
 
     def checkpoint(self, image: Image) -> None:
-        """Record the best image so far of this step (kept if the run is interrupted)."""
+        """Record the best image so far of this step (kept if the run is interrupted, shown by live views)."""
         self.run.best = image
+        if self.run.on_image is not None:
+            self.run.on_image(self.label, image)
 
     @property
     def best(self) -> Image | None:

@@ -93,6 +93,10 @@ def stage_option_specs(stage: Any) -> list[tuple[str, Any, Any, str]]:
             pname, flag = f"{stage.name}_{name}", f"{stage.name}-{name.replace('_', '-')}"
         typ, option = field_option(name, info, flag)
         out.append((pname, typ, option, name))
+    for old, new in getattr(stage.Params, "aliases", {}).items():  # old names still work, hidden from the help
+        typ, _ = field_option(new, stage.Params.model_fields[new])
+        flag = old.replace("_", "-")
+        out.append((f"old_{old}", typ, typer.Option(None, f"--{flag}", hidden=True), old))
     return out
 
 
