@@ -79,7 +79,9 @@ def help_text(info: Any) -> str:
     """Description, range (for numbers) and default, in one line."""
     parts = [info.description or ""]
     extra = field_range(info)
-    if extra and not choices(info):
+    lo, hi = bounds(info)
+    said = lo is not None and hi is not None and f"{lo[0]}..{hi[0]}" in (info.description or "")
+    if extra and not choices(info) and not said:
         parts.append(f"({extra})")
     parts.append(f"[default: {default_text(info)}]")
     return " ".join(p for p in parts if p)

@@ -64,6 +64,13 @@ class Interrupted(ArtfxError):
     exit_code = 130
 
 
+class PipeClosed(ArtfxError):
+    """The reader of standard output went away (``artfx ... -o - | head -c1``): stop quietly, as Unix tools do
+    (exit 141, the shell's status for SIGPIPE)."""
+
+    exit_code = 141
+
+
 class Cancelled(Interrupted):
     """A run stopped on request (``Run.cancelled``, e.g. from the web page)."""
 

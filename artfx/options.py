@@ -27,10 +27,10 @@ class RunOptions(Params):
     Fields marked ``look`` belong to the result (they are stored in recipes and may be set in a TOML ``[run]``
     table); the others are safety switches given per command."""
 
-    seed: int = Field(0, ge=0, le=2**63 - 1, description="Seed for every random choice; same seed, same picture.",
+    seed: int = Field(0, ge=0, description="Seed for every random choice; same seed, same picture.",
                       json_schema_extra={"look": True})
-    device: str = Field("auto", description="auto|cpu|cuda|mps (auto: CUDA, then MPS, then the CPU).",
-                        json_schema_extra={"look": True, "metavar": "auto|cpu|cuda|mps"})
+    device: str = Field("auto", description="Where neural stages run; auto picks CUDA, then Apple MPS, then the "
+                        "CPU (cuda:N for another GPU).", json_schema_extra={"look": True, "metavar": "auto|cpu|cuda|mps"})
     max_size: Optional[int] = Field(None, ge=1, le=1_000_000,
                                     description="Shrink inputs so that the long side is at most this many px.",
                                     json_schema_extra={"look": True})

@@ -7,7 +7,9 @@ it on an Image, giving each step its own context; ``artfx.runner`` adds files, r
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -187,7 +189,8 @@ class Pipeline:
             run.best = None
             where = f"step {index + 1} ({step.name} from {step.dist})"
             try:
-                out = step.stage.apply(image, step.params, ctx)
+                with contextlib.redirect_stdout(sys.stderr):  # stages never print; one that does must not
+                    out = step.stage.apply(image, step.params, ctx)  # corrupt a PNG written to stdout
             except (KeyboardInterrupt, MemoryError, ArtfxError):
                 raise
             except SystemExit as exc:

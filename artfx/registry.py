@@ -14,10 +14,12 @@ built-in stages only, or a comma-separated list of distribution names (``artfx-c
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import logging
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
@@ -124,7 +126,8 @@ def try_load(item: Entry) -> Any:
     raises any other exception while importing is a failure like any other (Ctrl-C still interrupts)."""
     if item.stage is None and item.error is None and item.ep is not None:
         try:
-            obj = item.ep.load()
+            with contextlib.redirect_stdout(sys.stderr):  # a plugin that prints must not corrupt -o - output
+                obj = item.ep.load()
             _check(obj, item.name)
             if obj.name != item.name:  # recipes and specs name stages by their entry point
                 raise ValueError(f"its entry point is {item.name!r} but the stage calls itself {obj.name!r}")

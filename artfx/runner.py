@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,9 +50,10 @@ def make_recipe(pipeline: Pipeline, opts: RunOptions, device: str, source: dict[
 def read_input(src: str | Path, allow_huge: bool):
     """(Picture, {"name", "sha256"} of the file). ``-`` reads standard input."""
     from artfx.io import read_image
+    from artfx.io.files import read_stdin
 
     if str(src) == STDIO:
-        data = sys.stdin.buffer.read()
+        data = read_stdin()
         if not data:
             raise InputError("no image on standard input")
         picture = read_image(data, allow_huge=allow_huge, name="standard input")
@@ -85,7 +85,10 @@ def files_read(pipeline: Pipeline) -> list[tuple[str, Path]]:
 
 
 def _check_reads(pipeline: Pipeline) -> None:
+    from artfx.io.files import check_name
+
     for what, path in files_read(pipeline):
+        check_name(path, what)
         if not path.is_file():
             raise InputError(f"{what}: no such file")
 
@@ -96,7 +99,12 @@ def plan_outputs(plan: Plan, depth: int, force: bool, make_parents: bool = False
     not exist yet (a batch's output folder), as long as it can be made."""
     from artfx.io import check_writable, output_format
 
+    from artfx.io.files import check_name
+
     dest = plan.dest
+    check_name(dest, "output")
+    for _, _, path, _ in plan.pipeline.files():
+        check_name(path, "parameter file")
     if str(dest) != STDIO:
         fmt = output_format(dest)  # an unknown suffix fails here, not after the work
         if depth == 16 and fmt not in ("PNG", "TIFF"):
@@ -132,7 +140,8 @@ def _make_dirs(plan: Plan) -> None:
 
 
 # ---- running one input -----------------------------------------------------------------------------------------
-def run_plan(plan: Plan, opts: RunOptions, on_progress: ProgressCallback | None = None) -> dict:
+def run_plan(plan: Plan, opts: RunOptions, on_progress: ProgressCallback | None = None,
+             on_saved: Callable[[Path], None] | None = None) -> dict:
     """Run one planned input and write its picture. Returns the recipe written."""
     from artfx.io import resize_long_side, resize_to, write_image
     from artfx.io.png import RECIPE_KEY, recipe_text
@@ -144,7 +153,7 @@ def run_plan(plan: Plan, opts: RunOptions, on_progress: ProgressCallback | None 
     _make_dirs(plan)
 
     run = Run(seed=opts.seed, device=opts.device, depth=opts.depth, allow_huge=opts.allow_huge, force=opts.force,
-              protected=plan.protected, on_progress=on_progress)
+              protected=plan.protected, on_progress=on_progress, on_saved=on_saved)
     interrupted = False
     try:
         out = plan.pipeline.run(rgb, Context(run=run))
@@ -164,7 +173,8 @@ def run_plan(plan: Plan, opts: RunOptions, on_progress: ProgressCallback | None 
 
 
 def run_file(pipeline: Pipeline, src: str | Path, dest: str | Path, opts: RunOptions,
-             on_progress: ProgressCallback | None = None, extra_protected: tuple[Path, ...] = ()) -> dict:
+             on_progress: ProgressCallback | None = None, extra_protected: tuple[Path, ...] = (),
+             on_saved: Callable[[Path], None] | None = None) -> dict:
     """Run ``pipeline`` on one file and write ``dest``: every check first, then the work. Returns the recipe."""
     if str(src) != STDIO and not Path(src).exists():  # a missing input is named before any other complaint
         raise InputError(f"input {str(src)!r} does not exist")
@@ -172,7 +182,7 @@ def run_file(pipeline: Pipeline, src: str | Path, dest: str | Path, opts: RunOpt
     protected = inputs_of(pipeline, [src]) + tuple(extra_protected)
     plan = Plan(src, dest, pipeline, protected)
     plan_outputs(plan, opts.depth, opts.force)
-    return run_plan(plan, opts, on_progress)
+    return run_plan(plan, opts, on_progress, on_saved)
 
 
 def inputs_of(pipeline: Pipeline, sources: list[str | Path]) -> tuple[Path, ...]:
@@ -264,14 +274,15 @@ def plan_batch(pipeline: Pipeline, inputs: list[Path], out_dir: Path, opts: RunO
 
 def run_batch(pipeline: Pipeline, inputs: list[Path], out_dir: Path, opts: RunOptions,
               on_progress: ProgressCallback | None = None,
-              on_file: Callable[[Path, Path, Exception | None], None] | None = None) -> list[tuple[Path, str]]:
+              on_file: Callable[[Path, Path, Exception | None], None] | None = None,
+              on_saved: Callable[[Path], None] | None = None) -> list[tuple[Path, str]]:
     """Run on every input; a file that fails is reported and the others still run. Returns the failures."""
     plans = plan_batch(pipeline, inputs, out_dir, opts)
     failures = []
     for plan in plans:
         try:
             Path(plan.dest).parent.mkdir(parents=True, exist_ok=True)
-            run_plan(plan, opts, on_progress)
+            run_plan(plan, opts, on_progress, on_saved)
             if on_file:
                 on_file(Path(plan.src), Path(plan.dest), None)
         except Interrupted:
@@ -291,23 +302,30 @@ def run_batch(pipeline: Pipeline, inputs: list[Path], out_dir: Path, opts: RunOp
 # ---- a whole job, as the command line gives it ------------------------------------------------------------------
 def execute(pipeline: Pipeline, inputs: list[str], output: str | None, opts: RunOptions,
             on_progress: ProgressCallback | None = None,
-            on_file: Callable[[Path, Path, Exception | None], None] | None = None) -> None:
+            on_file: Callable[[Path, Path, Exception | None], None] | None = None,
+            on_saved: Callable[[Path], None] | None = None) -> None:
     """Run ``pipeline`` on the inputs (files, directories, or ``-``) and write ``output`` (a file, a directory
     for several inputs, or ``-``). ``on_file(src, dest, error)`` after each input; in a batch, a file that fails
     is reported there and the others still run, then an ArtfxError lists the failures."""
     from artfx.io import FORMATS
 
+    from artfx.io.files import check_name, stdout_buffer
+
     if not inputs:
         raise UsageError("no input image given")
     if not output:
         raise UsageError("no output given; add -o OUT (a file, a directory for several inputs, or -)")
+    for item in [*inputs, output]:
+        check_name(item, "input" if item != output else "output")
+    if output == STDIO:
+        stdout_buffer()  # closed standard output: said now, not after the work
     if opts.device not in ("auto", "cpu"):  # an absent GPU is a usage error now, not after earlier steps
         from artfx.devices import resolve_device
 
         resolve_device(opts.device)
     paths, batch = expand_inputs(inputs)
     if not batch:
-        run_file(pipeline, paths[0], output, opts, on_progress)
+        run_file(pipeline, paths[0], output, opts, on_progress, on_saved=on_saved)
         if on_file:
             on_file(paths[0], Path(output), None)
         return
@@ -316,7 +334,7 @@ def execute(pipeline: Pipeline, inputs: list[str], output: str | None, opts: Run
     out_dir = Path(output)
     if output == STDIO or (out_dir.exists() and not out_dir.is_dir()) or out_dir.suffix.lower() in FORMATS:
         raise UsageError(f"several inputs need an output directory, not {output!r}")
-    failures = run_batch(pipeline, paths, out_dir, opts, on_progress, on_file)
+    failures = run_batch(pipeline, paths, out_dir, opts, on_progress, on_file, on_saved)
     if failures:
         names = ", ".join(str(p) for p, _ in failures)
         raise ArtfxError(f"{len(failures)} of {len(paths)} files failed: {names}")

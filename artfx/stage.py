@@ -57,7 +57,7 @@ class Params(BaseModel):
     accepted, in specs, TOML, commands and Python, with a warning, and recipes store the current name.
     """
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, validate_default=True, allow_inf_nan=False)
     aliases: ClassVar[dict[str, str]] = {}
 
     @classmethod
@@ -164,6 +164,7 @@ class Run:
     on_progress: ProgressCallback | None = None
     input_image: Image | None = None
     on_image: Callable[[str, Image], None] | None = None  # live view: every checkpointed image, with its label
+    on_saved: Callable[[Path], None] | None = None  # every side-output file written (the CLI says "wrote ...")
     sequence: Any = None  # for videos and photo sequences: gives each step its Temporal view (artfx.video)
     cancelled: bool = False  # set from another thread to stop the run at the next progress report
     outputs: dict[str, Any] = field(default_factory=dict)
@@ -309,7 +310,10 @@ class Context:
         temporary path (for encoders that want a filename). Refuses to overwrite an input unless forced."""
         from artfx.io.files import atomic_write
 
-        return atomic_write(Path(path), data, protected=self.run.protected, force=self.run.force)
+        written = atomic_write(Path(path), data, protected=self.run.protected, force=self.run.force)
+        if self.run.on_saved is not None:
+            self.run.on_saved(written)
+        return written
 
     def checkpoint(self, image: Image) -> None:
         """Record the best image so far of this step (kept if the run is interrupted, shown by live views)."""

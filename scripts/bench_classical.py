@@ -215,9 +215,9 @@ def bench_quantize(image, name, ks, args, rows):
     mp = image.shape[0] * image.shape[1] / 1e6
     for k in ks:
         methods = [
-            (f"artfx quantize (lab)", lambda k=k: artfx_stage("quantize", k=k), "float"),
-            (f"artfx quantize (lab), 1 thread", lambda k=k: artfx_stage("quantize", 1, k=k), "float"),
-            (f"artfx quantize (rgb)", lambda k=k: artfx_stage("quantize", k=k, space="rgb"), "float"),
+            ("artfx quantize (lab)", lambda k=k: artfx_stage("quantize", k=k), "float"),
+            ("artfx quantize (lab), 1 thread", lambda k=k: artfx_stage("quantize", 1, k=k), "float"),
+            ("artfx quantize (rgb)", lambda k=k: artfx_stage("quantize", k=k, space="rgb"), "float"),
             ("sklearn KMeans 100k sample + predict", lambda k=k: sklearn_kmeans(k, 100_000), "float"),
         ]
         full_ok = mp < 5 or not args.quick or k == 16

@@ -112,6 +112,48 @@ fails = Fails()
 
 class Broken:
     name = "broken"
+
+class Exits:
+    name = "exits"
+    summary = "Calls sys.exit inside apply (a test plugin)."
+    Params = FailParams
+
+    def apply(self, image, params, ctx):
+        import sys
+        sys.exit(4)
+
+exits = Exits()
+
+class BytesParams(Params):
+    scale: float = Field(255.0, description="what to multiply by")
+    integers: bool = Field(True, description="return uint8")
+
+class Bytes:
+    """Returns 0..255 values, a common plugin bug."""
+    name = "bytes"
+    summary = "Returns 0..255 instead of 0..1 (a test plugin)."
+    Params = BytesParams
+
+    def apply(self, image, params, ctx):
+        out = image * params.scale
+        return out.astype(np.uint8) if params.integers else out.astype(np.float64)
+
+bytes_stage = Bytes()
+'''
+
+CHATTY_CODE = '''
+print("hello from a chatty plugin")
+from artfx_channels import Channels
+
+class Chatty(Channels):
+    name = "chatty"
+
+stage = Chatty()
+'''
+
+QUITTER_CODE = '''
+import sys
+sys.exit(3)
 '''
 
 
@@ -123,6 +165,8 @@ def plugin_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pkg = root / "artfx_channels"
     pkg.mkdir()
     (pkg / "__init__.py").write_text(PLUGIN_CODE)
+    (root / "artfx_chatty.py").write_text(CHATTY_CODE)
+    (root / "artfx_quitter.py").write_text(QUITTER_CODE)
     info = root / "artfx_channels-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: artfx-channels\nVersion: 0.1\n")
@@ -133,6 +177,10 @@ def plugin_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
         fails = artfx_channels:fails
         broken = artfx_channels:Broken
         missing = artfx_channels_nowhere:stage
+        exits = artfx_channels:exits
+        bytes = artfx_channels:bytes_stage
+        chatty = artfx_chatty:stage
+        quitter = artfx_quitter:stage
     """))
     return root
 

@@ -77,9 +77,9 @@ def test_same_seed_same_picture_alone_from_python_in_a_pipeline_and_on_the_comma
     piped = artfx.Pipeline.from_spec(spec).run(rgb.copy(), Context(seed=9))
     for other in (function, run, piped):
         np.testing.assert_array_equal(other, alone)
-    flags = [x for k, v in params.items() for x in (f"--{k}", str(v))]
-    cli(name, photo, *flags, "--seed", "9", "-o", tmp_path / "cmd.png")
-    cli("pipeline", spec, photo, "--seed", "9", "-o", tmp_path / "pipe.png")
+    flags = [x for k, v in params.items() for x in (f"-{k}" if len(k) == 1 else f"--{k}", str(v))]
+    assert cli(name, photo, *flags, "--seed", "9", "-o", tmp_path / "cmd.png").returncode == 0
+    assert cli("pipeline", spec, photo, "--seed", "9", "-o", tmp_path / "pipe.png").returncode == 0
     for png in ("cmd.png", "pipe.png"):
         np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / png)), u8(alone))
     if name != "slic":  # slic draws no random numbers; the others do

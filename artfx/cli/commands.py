@@ -12,7 +12,7 @@ import typer
 
 from artfx.cli.params import make_command, run_option_specs, stage_option_specs
 from artfx.cli.view import ProgressView, error_line, say
-from artfx.errors import UsageError
+from artfx.errors import ArtfxError, UsageError
 from artfx.options import RunOptions
 
 log = logging.getLogger("artfx")
@@ -31,7 +31,7 @@ def execute(pipeline: Any, inputs: list[str], kw: dict[str, Any], settings: dict
 
     opts = run_options(kw, settings)
     output = kw["output"]
-    if output == "-" and sys.stdout.isatty():
+    if output == "-" and sys.stdout is not None and sys.stdout.isatty():
         raise UsageError("refusing to write a PNG to the terminal; redirect standard output or use -o FILE")
 
     def on_file(src: Path, dest: Path, exc: Exception | None) -> None:
@@ -41,8 +41,12 @@ def execute(pipeline: Any, inputs: list[str], kw: dict[str, Any], settings: dict
         elif not kw["quiet"] and str(dest) != "-":
             say(f"wrote {dest}")
 
+    def on_saved(path: Path) -> None:
+        if not kw["quiet"]:
+            say(f"wrote {path}")
+
     with ProgressView(not kw["quiet"]) as view:
-        run_job(pipeline, inputs, output, opts, on_progress=view, on_file=on_file)
+        run_job(pipeline, inputs, output, opts, on_progress=view, on_file=on_file, on_saved=on_saved)
 
 
 # ---- pipeline ------------------------------------------------------------------------------------------------
@@ -56,9 +60,16 @@ def pipeline_body(kw: dict[str, Any]) -> None:
         settings, raw = load_config(kw["config"])
         pipeline = Pipeline.from_raw(raw, kw["set"] or [])
         inputs = args
+        for item in inputs:
+            if item != "-" and not Path(item).exists() and _names_stages(item):
+                raise UsageError(f"{item!r} is not an input file: with -c the steps come from {kw['config']}, "
+                                 "so give only inputs (or drop -c and give the steps inline)")
     else:
         if not args:
             raise UsageError("missing pipeline spec, e.g. artfx pipeline quantize:k=8,slic photo.jpg -o art.png")
+        if Path(args[0]).is_file() and not _names_stages(args[0]):
+            raise UsageError(f"{args[0]!r} is a file, not a pipeline spec; give the steps first, e.g. "
+                             f"artfx pipeline quantize:k=8 {args[0]} -o art.png (or -c look.toml)")
         pipeline = Pipeline.from_spec(args[0], kw["set"] or [])
         inputs = args[1:]
     if kw["dump_config"]:
@@ -68,6 +79,17 @@ def pipeline_body(kw: dict[str, Any]) -> None:
         sys.stdout.write(dump_config(run, pipeline.raw(only_set=True)))
         return
     execute(pipeline, inputs, kw, settings)
+
+
+def _names_stages(text: str) -> bool:
+    """Whether ``text`` reads as a pipeline spec whose steps are installed stages."""
+    from artfx import registry
+    from artfx.spec import parse_spec
+
+    try:
+        return all(step.name in registry.names() for step in parse_spec(text))
+    except ArtfxError:
+        return False
 
 
 PIPELINE_HELP = ("Run stages in sequence: artfx pipeline SPEC INPUT... -o OUT, or artfx pipeline -c look.toml "
@@ -80,10 +102,12 @@ def pipeline_command():
         [
             ("args", Optional[list[str]], typer.Argument(None, metavar="[SPEC] INPUT...",
                                                           help="The pipeline spec (unless -c), then inputs.")),
-            ("config", Optional[str], typer.Option(None, "-c", "--config", help="A TOML pipeline file.")),
-            ("set", Optional[list[str]], typer.Option(None, "--set", metavar="STEP.PARAM=VALUE",
+            ("config", Optional[str], typer.Option(None, "-c", "--config", metavar="<file.toml>",
+                                                   help="A TOML pipeline file (instead of SPEC).")),
+            ("set", Optional[list[str]], typer.Option(None, "--set", metavar="<step.param=value>",
                                                       help="Override a parameter (step: stage name or number).")),
-            ("dump_config", bool, typer.Option(False, "--dump-config", help="Print the pipeline as TOML and exit.")),
+            ("dump_config", bool, typer.Option(False, "--dump-config", metavar="",
+                                               help="Print the pipeline as TOML and exit.")),
             *run_option_specs(),
         ],
         pipeline_body,
@@ -109,14 +133,17 @@ def stage_command(stage: Any):
 
 # ---- replay --------------------------------------------------------------------------------------------------
 def replay(
-    image: str = typer.Argument(..., help="A PNG written by artfx (it carries its recipe)."),
-    output: str = typer.Option(..., "-o", "--output", help="Where to write the reproduced image."),
-    input_: Optional[str] = typer.Option(None, "--input", "-i", help="Use this input instead of the recorded one."),
-    device: Optional[str] = typer.Option(None, "--device", help="Override the recorded device."),
-    force: bool = typer.Option(False, "--force", help="Allow overwriting an input file."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors on stderr; no progress bars."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="More messages."),
-    debug: bool = typer.Option(False, "--debug", help="Debug messages and full tracebacks."),
+    image: str = typer.Argument(..., metavar="IMAGE", help="A PNG written by artfx (it carries its recipe)."),
+    output: str = typer.Option(..., "-o", "--output", metavar="<file|->", help="Where to write the reproduced "
+                               "image."),
+    input_: Optional[str] = typer.Option(None, "--input", "-i", metavar="<file>",
+                                         help="Use this input instead of the recorded one."),
+    device: Optional[str] = typer.Option(None, "--device", metavar="<auto|cpu|cuda|mps>",
+                                         help="Run on this device instead of the recorded one."),
+    force: bool = typer.Option(False, "--force", metavar="", help="Allow overwriting an input file."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", metavar="", help="Only errors on stderr; no progress bars."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", metavar="", help="More messages."),
+    debug: bool = typer.Option(False, "--debug", metavar="", help="Debug messages and full tracebacks."),
 ) -> None:
     """Reproduce an artfx PNG from the recipe stored in it (same machine: bit for bit)."""
     from artfx.io import sha256_file

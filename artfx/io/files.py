@@ -140,7 +140,54 @@ def _write_stdout(data: bytes | str | Callable[[Path], None]) -> None:
             data(tmp)
             data = tmp.read_bytes()
     payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-    out = sys.stdout.buffer
-    out.write(payload)
-    out.flush()
+    out = stdout_buffer()
+    try:
+        for start in range(0, len(payload), 1 << 20):  # in pieces: a reader that goes away is noticed
+            out.write(payload[start : start + (1 << 20)])
+            out.flush()
+    except BrokenPipeError:
+        from artfx.errors import PipeClosed
+
+        raise PipeClosed("standard output was closed by its reader") from None
+    except OSError as e:
+        raise OutputError(f"cannot write to standard output: {e.strerror or e}") from None
+
+
+def stdout_buffer():
+    """The binary standard output, or OutputError when it is closed (``-o - >&-``)."""
+    stream = getattr(sys.stdout, "buffer", None)
+    if stream is None:
+        raise OutputError("standard output is closed; give -o FILE")
+    return stream
+
+
+def read_stdin() -> bytes:
+    """All of standard input, or InputError when it is closed (``- <&-``) or unreadable."""
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:
+        from artfx.errors import InputError
+
+        raise InputError("standard input is closed; give an input file")
+    try:
+        return stream.read()
+    except OSError as e:
+        from artfx.errors import InputError
+
+        raise InputError(f"cannot read standard input: {e.strerror or e}") from None
+
+
+NAME_MAX = 255  # bytes in one path component (Linux, macOS, Windows)
+PATH_MAX = 4096
+
+
+def check_name(path: str | Path, what: str = "file") -> None:
+    """UsageError for a path the operating system would refuse: a NUL byte, or a name too long."""
+    from artfx.errors import UsageError
+
+    text = str(path)
+    if "\0" in text:
+        raise UsageError(f"{what} name {text!r} contains a NUL byte")
+    encoded = os.fsencode(text)
+    if len(encoded) > PATH_MAX or any(len(part) > NAME_MAX for part in encoded.split(b"/")):
+        raise UsageError(f"{what} name too long: {text[:40]}... ({len(encoded)} bytes)")
 

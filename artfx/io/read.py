@@ -15,7 +15,6 @@ import io
 import json
 import logging
 import struct
-import sys
 import threading
 import warnings
 import zlib
@@ -28,6 +27,7 @@ from PIL import Image
 
 from artfx.errors import ImageError, InputError, one_line
 from artfx.io import colour, png
+from artfx.io.files import check_name, read_stdin
 
 log = logging.getLogger("artfx.io")
 
@@ -114,7 +114,8 @@ def _read_source(src: Any) -> tuple[bytes, str]:
         return bytes(src), "<bytes>"
     source = str(src)
     if source == "-":
-        return sys.stdin.buffer.read(), "-"
+        return read_stdin(), "-"
+    check_name(source, "image file")
     path = Path(src)
     if path.is_dir():
         raise InputError(f"{source} is a directory, not an image file")

@@ -1,0 +1,202 @@
+"""What a hostile review found (issue 10): files a run reads are never overwritten, plugins cannot break artfx,
+bad values and odd streams give one line, signals keep the best image, help that says what it means."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import ROOT, gradient
+
+
+def one_error(r) -> str:
+    lines = [line for line in r.err.strip().splitlines() if line.startswith("artfx: error:")]
+    assert len(lines) == 1 and "Traceback" not in r.err, r.err
+    return lines[0]
+
+
+# ---- every file a step reads is an input ---------------------------------------------------------------------
+def test_a_palette_image_is_never_overwritten(cli, tmp_path, photo):
+    pal = tmp_path / "pal.png"
+    Image.fromarray(gradient(8, 8, seed=2)).save(pal)
+    before = pal.read_bytes()
+    r = cli("quantize", photo, "--palette", pal, "-o", pal)
+    assert r.returncode == 2 and "would overwrite the input" in one_error(r)
+    r = cli("quantize", photo, "--palette", pal, "--palette-out", pal, "-o", tmp_path / "o.png")
+    assert r.returncode == 2 and "would overwrite the input" in one_error(r)
+    assert pal.read_bytes() == before and not (tmp_path / "o.png").exists()
+
+
+def test_style_images_masks_and_init_are_never_overwritten(cli, tmp_path, photo):
+    art = tmp_path / "art.png"
+    Image.fromarray(gradient(16, 16, seed=3)).save(art)
+    mask = tmp_path / "mask.png"
+    Image.fromarray(np.full((16, 16), 255, np.uint8)).save(mask)
+    before = art.read_bytes(), mask.read_bytes()
+    cases = [
+        ["style", photo, "--image", art, "-o", art],
+        ["pipeline", f"style:image={art}:init={art}:gif={art}", photo, "-o", tmp_path / "o.png"],
+        ["pipeline", f"style:image={art}:regions={mask}", photo, "-o", mask],
+    ]
+    for args in cases:
+        r = cli(*args)
+        assert r.returncode == 2 and "would overwrite the input" in one_error(r), args
+    assert (art.read_bytes(), mask.read_bytes()) == before
+
+
+# ---- plugins -------------------------------------------------------------------------------------------------
+def test_plugins_that_exit_print_or_return_bytes_are_contained(cli, plugin_path, photo, tmp_path):
+    r = cli("--version", plugins=plugin_path)
+    assert r.returncode == 0 and r.stdout.decode().startswith("artfx ")
+    listing = cli("stages", plugins=plugin_path)
+    assert listing.returncode == 0 and "quitter" in listing.stdout.decode()
+    assert "failed to load: SystemExit: 3" in listing.stdout.decode()
+    assert "hello from a chatty plugin" not in listing.stdout.decode()
+    assert "hello from a chatty plugin" in listing.err  # its print went to stderr
+    r = cli("pipeline", "exits", photo, "-o", tmp_path / "o.png", plugins=plugin_path)
+    assert r.returncode == 1 and "step 1 (exits from artfx-channels) called sys.exit(4)" in one_error(r)
+    assert not (tmp_path / "o.png").exists()
+    for spec, words in [("bytes", "returned uint8 values, not float32 in [0, 1]"),
+                        ("bytes:integers=false", "returned values from 0 to")]:
+        r = cli("pipeline", spec, photo, "-o", tmp_path / "o.png", plugins=plugin_path)
+        assert r.returncode == 1 and words in one_error(r) and "step 1 (bytes from artfx-channels)" in r.err
+    # a plugin that prints while importing: the PNG on standard output is still a PNG
+    sys.modules.pop("artfx_chatty", None)
+    r = cli("pipeline", "chatty:rgb", photo, "-o", "-", plugins=plugin_path)
+    assert r.returncode == 0 and r.stdout.startswith(b"\x89PNG") and "hello from a chatty plugin" in r.err
+
+
+# ---- values the validator must refuse ---------------------------------------------------------------------------
+@pytest.mark.parametrize("spec", ["channels:gain=nan", "channels:gain=inf", "channels:v=1e309"])
+def test_nan_and_infinity_are_refused_before_any_work(cli, plugin_path, photo, tmp_path, spec):
+    r = cli("pipeline", spec, photo, "-o", tmp_path / "o.png", plugins=plugin_path)
+    assert r.returncode == 2 and "finite number" in one_error(r)
+
+
+def test_impossible_file_names_are_usage_errors(cli, photo, tmp_path):
+    long_name = tmp_path / ("x" * 300 + ".png")
+    for args in (["quantize", photo, "-o", long_name], ["quantize", long_name, "-o", tmp_path / "o.png"],
+                 ["quantize", photo, "-o", f"{tmp_path}/a\0b.png"]):
+        r = cli(*args)
+        assert r.returncode == 2, r.err
+        assert "too long" in one_error(r) or "NUL byte" in one_error(r)
+
+
+def _shell(command: str, env_path: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(env_path), str(ROOT)]))
+    return subprocess.run(["sh", "-c", command], capture_output=True, env=env, timeout=120)
+
+
+def test_closed_full_and_broken_standard_streams(plugin_path, photo, tmp_path):
+    art = f"{sys.executable} -m artfx pipeline channels:rgb"
+    closed_out = _shell(f"{art} {photo} -o - >&-", plugin_path)
+    assert closed_out.returncode == 2 and closed_out.stderr.decode().strip() == \
+        "artfx: error: standard output is closed; give -o FILE"
+    full = _shell(f"{art} {photo} -o - >/dev/full", plugin_path)
+    assert full.returncode == 2, full.stderr
+    assert full.stderr.decode().strip() == \
+        "artfx: error: cannot write to standard output: No space left on device"
+    closed_in = _shell(f"{art} - -o {tmp_path / 'o.png'} <&-", plugin_path)
+    assert closed_in.returncode == 2
+    assert closed_in.stderr.decode().strip() == "artfx: error: standard input is closed; give an input file"
+    # a reader that goes away: quiet, like any Unix tool (an output far larger than the pipe's buffer)
+    noise = tmp_path / "noise.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (1600, 1600, 3), dtype=np.uint8)).save(noise)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(plugin_path), str(ROOT)]))
+    broken = subprocess.run(["bash", "-c", f"{art} {noise} -o - | head -c1 >/dev/null; "
+                             "echo ${PIPESTATUS[0]} >&2"], capture_output=True, env=env, timeout=120)
+    assert broken.stderr.decode().strip() == "141"  # nothing but the status: SIGPIPE's, as `yes | head` gives
+
+
+# ---- signals -----------------------------------------------------------------------------------------------------
+def test_sigterm_keeps_the_best_image_and_leaves_no_temporary_file(tmp_path, plugin_path, photo):
+    out, marker = tmp_path / "art.png", tmp_path / "started.txt"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(plugin_path), str(ROOT)]))
+    proc = subprocess.Popen([sys.executable, "-m", "artfx", "pipeline", f"sleepy:marker={marker}", str(photo),
+                             "-o", str(out)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not marker.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err.decode()
+    assert "best image so far" in err.decode()
+    assert np.array_equal(np.asarray(Image.open(out).convert("RGB")), 255 - np.asarray(Image.open(photo)))
+    assert not [p for p in tmp_path.iterdir() if "artfx-tmp" in p.name]
+
+
+# ---- what users hit -------------------------------------------------------------------------------------------------
+def test_dump_config_keeps_every_value_written(cli):
+    r = cli("pipeline", "quantize:k=8:space=lab,slic", "--dump-config")
+    text = r.stdout.decode()
+    assert "k = 8" in text and 'space = "lab"' in text  # both equal to their defaults, both kept
+    assert "n = " not in text  # slic's parameters were not written, so they follow the defaults
+
+
+def test_a_forgotten_spec_and_a_spec_beside_a_config_are_explained(cli, photo, tmp_path):
+    r = cli("pipeline", photo, "-o", tmp_path / "o.png")
+    assert r.returncode == 2 and "is a file, not a pipeline spec" in one_error(r)
+    look = tmp_path / "look.toml"
+    look.write_text('[[step]]\nstage = "quantize"\n')
+    r = cli("pipeline", "slic", "-c", look, photo, "-o", tmp_path / "o.png")
+    assert r.returncode == 2 and "'slic' is not an input file: with -c the steps come from" in one_error(r)
+    for args in (["pipeline"], ["quantize"], ["replay"]):
+        r = cli(*args)
+        assert r.returncode == 2 and "needs arguments" in one_error(r) and "Usage:" in r.stdout.decode()
+    assert cli().returncode == 0
+
+
+def test_help_says_what_options_take(cli):
+    text = cli("quantize", "--help").stdout.decode()
+    assert "<bool>" not in text and "<str>" not in text and "<list[" not in text
+    assert "--k " not in text and " -k " in text
+    assert "<lab|rgb>" in text and "<auto|cpu|cuda|mps>" in text and "<8|16>" in text
+    assert text.count("2..256") == 1  # the range is said once
+    replay = cli("replay", "--help").stdout.decode()
+    assert "Only errors on stderr" in replay and "Debug messages" in replay
+    r = cli("style", "x.png", "--colours", "keep", "-o", "y.png")
+    assert r.returncode == 2 and "did you mean --colors?" in one_error(r)
+
+
+def test_side_outputs_get_a_wrote_line(cli, photo, tmp_path):
+    r = cli("quantize", photo, "--palette-out", tmp_path / "p.gpl", "-o", tmp_path / "o.png")
+    assert r.returncode == 0
+    assert f"wrote {tmp_path / 'p.gpl'}" in r.err and f"wrote {tmp_path / 'o.png'}" in r.err
+
+
+# ---- recipes ------------------------------------------------------------------------------------------------------
+def test_a_very_long_recipe_can_be_read_back(tmp_path, plugin_path, monkeypatch):
+    import artfx
+    from artfx import registry
+    from artfx.io import read_image, read_recipe
+
+    monkeypatch.syspath_prepend(str(plugin_path))
+    registry.refresh()
+    try:
+        steps = [("channels", {"order": "rgb", "gain": 1.0 - i * 1e-5}) for i in range(6600)]
+        out = artfx.run(steps, gradient(6, 8))
+        path = artfx.write_image(tmp_path / "long.png", out)
+    finally:
+        registry.refresh()
+    picture = read_image(path)  # Pillow reads the text chunks too: it refuses any over 1 MiB
+    assert read_recipe(picture)["pipeline"][-1]["params"]["gain"] == pytest.approx(1.0 - 6599e-5)
+    assert len(read_recipe(path)["pipeline"]) == 6600
+
+
+def test_side_input_images_go_through_the_bomb_guard_once(cli, photo, tmp_path, monkeypatch):
+    big = tmp_path / "big.png"
+    Image.fromarray(gradient(40, 40)).save(big)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    r = cli("quantize", photo, "--palette", big, "-o", tmp_path / "o.png")
+    assert r.returncode == 1 and "too large" in one_error(r) and "--allow-huge" in r.err
+    assert cli("pipeline", f"quantize:palette={big}", "--dump-config").returncode == 0  # not even read
+    r = cli("quantize", photo, "--palette", big, "-o", tmp_path / "o.png", "--allow-huge")
+    assert r.returncode == 0, r.err
