@@ -191,7 +191,8 @@ def run_pipeline(pipeline: Pipeline, image: ImageLike, opts: RunOptions,
     """:func:`run` with a built pipeline and options: side-output files checked and directories made before
     any work, the input protected from them."""
     from artfx.io import resize_long_side, resize_to
-    from artfx.runner import STDIO, Plan, _check_reads, _make_dirs, inputs_of, make_recipe, plan_outputs
+    from artfx.replay import make_recipe
+    from artfx.runner import STDIO, Plan, _check_reads, _make_dirs, inputs_of, plan_outputs
 
     sources = [image] if isinstance(image, (str, Path)) else []
     _check_reads(pipeline)
@@ -211,7 +212,7 @@ def run_pipeline(pipeline: Pipeline, image: ImageLike, opts: RunOptions,
 
 
 # ---- images out ----------------------------------------------------------------------------------------------
-def write_image(dest: str | Path, image: ImageLike, *, depth: int = 8, quality: int = 95, force: bool = False,
+def write_image(dest: str | Path, image: ImageLike, *, depth: int = 8, quality: int | None = None, force: bool = False,
                 protect: Iterable[str | Path] = ()) -> Path:
     """Write any image-like value atomically, in the format of ``dest``'s suffix. A :class:`Result` keeps its
     alpha and, in a PNG, its recipe (so ``artfx replay`` works on it). ``protect``: files never to replace."""

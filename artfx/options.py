@@ -36,8 +36,14 @@ class RunOptions(Params):
                                     json_schema_extra={"look": True})
     depth: Literal[8, 16] = Field(8, description="Bits per channel of the output: 8, or 16 for PNG/TIFF.",
                                   json_schema_extra={"look": True})
+    quality: Optional[int] = Field(None, ge=1, le=100, description="Quality of lossy outputs, 1-100: JPEG "
+                                   "(default 95), WebP (default 90; 100 is lossless), video (default 80: H.264 CRF "
+                                   "19, VP9 CRF 24).")
     force: bool = Field(False, description="Allow overwriting an input file.")
-    allow_huge: bool = Field(False, description="Lift the decompression-bomb guard.")
+    allow_huge: bool = Field(False, description="Lift the decompression-bomb guard and the memory estimate's "
+                             "limit.")
+    record_path: bool = Field(False, description="Store the input's full path in the recipe (by default only its "
+                              "file name and hash, so a shared PNG does not tell your folder names).")
 
     @field_validator("device")
     @classmethod

@@ -1,9 +1,8 @@
 """One home for running a pipeline on files: inputs checked, outputs planned and checked before any work, the
 run itself, the recipe, batches, Ctrl-C keeping the best image so far, and replay.
 
-The recipe (pipeline with every parameter, seed, the device the run really used, working size, depth, artfx
-version, the input's file name and hash) goes into every PNG written; ``replay`` reads it back and reproduces the
-image on the same machine.
+The recipe (:mod:`artfx.replay`) goes into every PNG written; ``replay`` reads it back and reproduces the image
+on the same machine.
 """
 
 from __future__ import annotations
@@ -16,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from artfx import __version__
 from artfx.errors import ArtfxError, InputError, Interrupted, OutputError, UsageError
 from artfx.options import RunOptions
 from artfx.pipeline import Pipeline
+from artfx.replay import make_recipe
 from artfx.stage import INPUT_FILE, OUTPUT_DIR, OUTPUT_FILE, Context, ProgressCallback, Run, field_kind
 
 log = logging.getLogger("artfx")
@@ -28,27 +27,10 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".g
 STDIO = "-"
 
 
-# ---- recipes -------------------------------------------------------------------------------------------------
-def make_recipe(pipeline: Pipeline, opts: RunOptions, device: str, source: dict[str, Any],
-                interrupted: bool = False) -> dict:
-    """What reproduces a result: every parameter of every step, the run's look options, the device the run
-    used (resolved, never ``auto``) and the input's name and hash."""
-    recipe = {
-        "artfx": __version__,
-        "pipeline": [{"stage": name, "params": params} for name, params in pipeline.raw()],
-        "spec": pipeline.spec(),
-        **{k: getattr(opts, k) for k in RunOptions.look_fields()},
-        "device": device,
-        "input": source,
-    }
-    if interrupted:
-        recipe["interrupted"] = True
-    return recipe
-
-
 # ---- reading -------------------------------------------------------------------------------------------------
-def read_input(src: str | Path, allow_huge: bool):
-    """(Picture, {"name", "sha256"} of the file). ``-`` reads standard input."""
+def read_input(src: str | Path, allow_huge: bool, record_path: bool = False):
+    """(Picture, {"name", "sha256"} of the file, and "path" with ``record_path``). ``-`` reads standard input.
+    The file is read once: decoded (the bomb guard first) and hashed from the same bytes."""
     from artfx.io import read_image
     from artfx.io.files import read_stdin
 
@@ -63,7 +45,10 @@ def read_input(src: str | Path, allow_huge: bool):
         raise InputError(f"input {str(path)!r} does not exist")
     data = path.read_bytes() if path.is_file() else b""
     picture = read_image(data if data else path, allow_huge=allow_huge, name=str(path))
-    return picture, {"name": path.name, "sha256": hashlib.sha256(data).hexdigest()}
+    source = {"name": path.name, "sha256": hashlib.sha256(data).hexdigest()}
+    if record_path:
+        source["path"] = str(path.resolve())
+    return picture, source
 
 
 # ---- planning: every file read and written, checked before any work ------------------------------------------
@@ -76,6 +61,7 @@ class Plan:
     pipeline: Pipeline
     protected: tuple[Path, ...] = ()
     make_dirs: list[Path] = field(default_factory=list)
+    expect_sha256: str | None = None  # replay: the recorded input's hash (a warning when it differs)
 
 
 def files_read(pipeline: Pipeline) -> list[tuple[str, Path]]:
@@ -93,19 +79,25 @@ def _check_reads(pipeline: Pipeline) -> None:
             raise InputError(f"{what}: no such file")
 
 
+def stage_format(pipeline: Pipeline, dest: str | Path) -> str | None:
+    """The side-output key of a format the last step's stage writes itself (its ``formats``, e.g. primitive's
+    ``{".svg": "svg"}``) when ``dest`` asks for it, else None."""
+    formats = getattr(pipeline.steps[-1].stage, "formats", None) or {}
+    return formats.get(Path(str(dest)).suffix.lower())
+
+
 def plan_outputs(plan: Plan, depth: int, force: bool, make_parents: bool = False) -> list[tuple[Path, str]]:
     """Check that everything this run writes can be written without replacing an input; returns the
     (path, what) of every file and directory it will write. ``make_parents``: the output image's folder may
     not exist yet (a batch's output folder), as long as it can be made."""
     from artfx.io import check_writable, output_format
-
     from artfx.io.files import check_name
 
     dest = plan.dest
     check_name(dest, "output")
     for _, _, path, _ in plan.pipeline.files():
         check_name(path, "parameter file")
-    if str(dest) != STDIO:
+    if str(dest) != STDIO and stage_format(plan.pipeline, dest) is None:
         fmt = output_format(dest)  # an unknown suffix fails here, not after the work
         if depth == 16 and fmt not in ("PNG", "TIFF"):
             raise OutputError(f"--depth 16 needs a .png or .tif output, not {fmt}")
@@ -146,7 +138,9 @@ def run_plan(plan: Plan, opts: RunOptions, on_progress: ProgressCallback | None 
     from artfx.io import resize_long_side, resize_to, write_image
     from artfx.io.png import RECIPE_KEY, recipe_text
 
-    picture, source = read_input(plan.src, opts.allow_huge)
+    picture, source = read_input(plan.src, opts.allow_huge, opts.record_path)
+    if plan.expect_sha256 and source["sha256"] != plan.expect_sha256:
+        log.warning("%s differs from the recorded input; the result will differ", plan.src)
     rgb, alpha = picture.rgb, picture.alpha
     if opts.max_size:
         rgb, alpha = resize_long_side(rgb, opts.max_size, alpha=alpha)
@@ -165,8 +159,14 @@ def run_plan(plan: Plan, opts: RunOptions, on_progress: ProgressCallback | None 
     if alpha is not None and alpha.shape[:2] != out.shape[:2]:
         alpha = resize_to(alpha, out.shape[0], out.shape[1])
     recipe = make_recipe(plan.pipeline, opts, run.resolved_device or "cpu", source, interrupted)
-    write_image(plan.dest, out, alpha=alpha, depth=opts.depth, metadata={RECIPE_KEY: recipe_text(recipe)},
-                protected=plan.protected, force=opts.force)
+    key = stage_format(plan.pipeline, plan.dest) if str(plan.dest) != STDIO else None
+    if key is not None:  # a format the last stage makes itself (primitive: .svg)
+        from artfx.io.files import atomic_write
+
+        atomic_write(plan.dest, run.outputs[key], protected=plan.protected, force=opts.force)
+    else:
+        write_image(plan.dest, out, alpha=alpha, depth=opts.depth, metadata={RECIPE_KEY: recipe_text(recipe)},
+                    protected=plan.protected, force=opts.force, quality=opts.quality)
     if interrupted:
         raise Interrupted(f"interrupted; the best image so far was written to {plan.dest}")
     return recipe
@@ -174,13 +174,13 @@ def run_plan(plan: Plan, opts: RunOptions, on_progress: ProgressCallback | None 
 
 def run_file(pipeline: Pipeline, src: str | Path, dest: str | Path, opts: RunOptions,
              on_progress: ProgressCallback | None = None, extra_protected: tuple[Path, ...] = (),
-             on_saved: Callable[[Path], None] | None = None) -> dict:
+             on_saved: Callable[[Path], None] | None = None, expect_sha256: str | None = None) -> dict:
     """Run ``pipeline`` on one file and write ``dest``: every check first, then the work. Returns the recipe."""
     if str(src) != STDIO and not Path(src).exists():  # a missing input is named before any other complaint
         raise InputError(f"input {str(src)!r} does not exist")
     _check_reads(pipeline)
     protected = inputs_of(pipeline, [src]) + tuple(extra_protected)
-    plan = Plan(src, dest, pipeline, protected)
+    plan = Plan(src, dest, pipeline, protected, expect_sha256=expect_sha256)
     plan_outputs(plan, opts.depth, opts.force)
     return run_plan(plan, opts, on_progress, on_saved)
 
@@ -338,73 +338,3 @@ def execute(pipeline: Pipeline, inputs: list[str], output: str | None, opts: Run
     if failures:
         names = ", ".join(str(p) for p, _ in failures)
         raise ArtfxError(f"{len(failures)} of {len(paths)} files failed: {names}")
-
-
-# ---- replay ------------------------------------------------------------------------------------------------------
-def load_recipe(path: str | Path) -> dict[str, Any]:
-    from artfx.io import read_recipe
-
-    if not Path(path).exists():
-        raise InputError(f"{str(path)!r} does not exist")
-    recipe = read_recipe(path)
-    if not recipe:
-        raise UsageError(f"{str(path)!r} holds no artfx recipe (only PNGs written by artfx do)")
-    return recipe
-
-
-def replay_pipeline(recipe: dict[str, Any]) -> Pipeline:
-    """The recorded pipeline, with side-output files switched off (replay writes only the image)."""
-    pipeline = Pipeline.from_raw([(s["stage"], s["params"]) for s in recipe["pipeline"]])
-    for index, step in enumerate(pipeline.steps):
-        off = {n: None for n, i in type(step.params).model_fields.items()
-               if field_kind(i) in (OUTPUT_FILE, OUTPUT_DIR)}
-        if off:
-            pipeline = pipeline.with_params(index, **off)
-    return pipeline
-
-
-def _bad_recipe(what: str) -> UsageError:
-    return UsageError(f"bad recipe: {what}")
-
-
-def find_recorded_input(recipe: dict[str, Any], image: Path) -> Path:
-    """The recorded input file: its recorded path if it still exists (older recipes), else a file of the recorded
-    name beside the image or in the current folder, the one with the recorded hash first."""
-    from artfx.io import sha256_file
-
-    recorded = recipe.get("input")
-    if not isinstance(recorded, dict) or not isinstance(recorded.get("sha256"), str):
-        raise _bad_recipe("no input name and hash")
-    path = recorded.get("path")
-    name = recorded.get("name") or (Path(path).name if isinstance(path, str) else None)
-    if name == STDIO or path == STDIO:
-        raise UsageError("the recipe's input was standard input; give it with --input")
-    if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
-        raise _bad_recipe(f"the input name {name!r} is not a file name")
-    candidates = ([Path(path)] if isinstance(path, str) else []) + [image.parent / name, Path.cwd() / name]
-    found = [c for c in dict.fromkeys(candidates) if c.is_file()]
-    if not found:
-        raise UsageError(f"the recorded input {name!r} is not beside {image} or in the current folder; "
-                         "give it with --input")
-    for candidate in found:
-        if sha256_file(candidate) == recorded["sha256"]:
-            return candidate
-    return found[0]
-
-
-def replay_options(recipe: dict[str, Any], device: str | None = None, force: bool = False) -> RunOptions:
-    """The recorded run options; the recorded device must exist here unless ``device`` overrides it."""
-    from artfx.devices import resolve_device
-
-    looks = {k: recipe.get(k) for k in RunOptions.look_fields() if recipe.get(k) is not None}
-    try:
-        opts = RunOptions.build(**{**looks, "device": device or looks.get("device", "cpu"), "force": force})
-    except UsageError as exc:
-        raise _bad_recipe(str(exc)) from None
-    if device is None and opts.device != "cpu":
-        try:
-            resolve_device(opts.device)
-        except UsageError:
-            raise UsageError(f"this image was made on {opts.device}, which this machine lacks",
-                             hint="replay with --device cpu; the result may differ") from None
-    return opts

@@ -196,7 +196,7 @@ def test_replay_reproduces_bit_for_bit(cli, tmp_path, photo):
     out, again = tmp_path / "art.png", tmp_path / "again.png"
     r = cli("pipeline", "quantize:k=5,slic:n=20", str(photo), "-o", str(out), "--seed", "11")
     assert r.returncode == 0, r.stderr.decode()
-    r = cli("replay", str(out), "-o", str(again))
+    r = cli("replay", str(out), "-o", str(again), "--yes")
     assert r.returncode == 0, r.stderr.decode()
     assert np.array_equal(pixels(out), pixels(again))
     from artfx.io import read_recipe
@@ -204,7 +204,7 @@ def test_replay_reproduces_bit_for_bit(cli, tmp_path, photo):
     recipe = read_recipe(out)
     assert recipe["seed"] == 11 and [s["stage"] for s in recipe["pipeline"]] == ["quantize", "slic"]
     assert recipe["pipeline"][0]["params"]["k"] == 5 and recipe["artfx"]
-    r = cli("replay", str(photo), "-o", str(tmp_path / "x.png"))
+    r = cli("replay", str(photo), "-o", str(tmp_path / "x.png"), "--yes")
     assert r.returncode == 2 and "no artfx recipe" in r.stderr.decode()
 
 
@@ -347,15 +347,15 @@ def test_replay_finds_the_input_by_name_and_warns_when_it_differs(cli, tmp_path,
     elsewhere.mkdir()
     (elsewhere / "art.png").write_bytes(art.read_bytes())
     (elsewhere / "photo.png").write_bytes(photo.read_bytes())
-    r = cli("replay", elsewhere / "art.png", "-o", tmp_path / "again.png")
+    r = cli("replay", elsewhere / "art.png", "-o", tmp_path / "again.png", "--yes")
     assert r.returncode == 0 and "differs" not in r.err
     assert np.array_equal(pixels(tmp_path / "again.png"), pixels(art))
     other = tmp_path / "other.png"
     Image.fromarray(gradient(24, 32, seed=5)).save(other)
-    r = cli("replay", art, "--input", other, "-o", tmp_path / "third.png")
+    r = cli("replay", art, "--input", other, "-o", tmp_path / "third.png", "--yes")
     assert r.returncode == 0 and "other.png differs from the recorded input" in r.err
     (elsewhere / "photo.png").unlink()
-    r = cli("replay", elsewhere / "art.png", "-o", tmp_path / "x.png")
+    r = cli("replay", elsewhere / "art.png", "-o", tmp_path / "x.png", "--yes")
     assert r.returncode == 2 and "give it with --input" in r.err
 
 
@@ -370,8 +370,8 @@ def test_replay_uses_the_recorded_device(cli, tmp_path, photo):
     recipe["device"] = "cuda:7"
     odd = tmp_path / "odd.png"
     write_image(odd, read_image(art).rgb, metadata={RECIPE_KEY: recipe_text(recipe)})
-    r = cli("replay", odd, "-o", tmp_path / "x.png")
+    r = cli("replay", odd, "-o", tmp_path / "x.png", "--yes")
     assert r.returncode == 2 and "made on cuda:7, which this machine lacks" in r.err and "--device cpu" in r.err
-    r = cli("replay", odd, "-o", tmp_path / "x.png", "--device", "cpu")
+    r = cli("replay", odd, "-o", tmp_path / "x.png", "--device", "cpu", "--yes")
     assert r.returncode == 0, r.err
     assert read_recipe(tmp_path / "x.png")["device"] == "cpu"

@@ -200,3 +200,60 @@ def test_side_input_images_go_through_the_bomb_guard_once(cli, photo, tmp_path, 
     assert cli("pipeline", f"quantize:palette={big}", "--dump-config").returncode == 0  # not even read
     r = cli("quantize", photo, "--palette", big, "-o", tmp_path / "o.png", "--allow-huge")
     assert r.returncode == 0, r.err
+
+
+# ---- untrusted recipes ------------------------------------------------------------------------------------------
+def _art_with_recipe(tmp_path, photo, cli, change) -> Path:
+    from artfx.io import RECIPE_KEY, read_image, read_recipe, write_image
+    from artfx.io.png import recipe_text
+
+    art = tmp_path / "art.png"
+    assert cli("quantize", photo, "-k", "3", "-o", art).returncode == 0
+    recipe = read_recipe(art)
+    change(recipe)
+    odd = tmp_path / "odd.png"
+    write_image(odd, read_image(art).rgb, metadata={RECIPE_KEY: recipe_text(recipe)})
+    return odd
+
+
+def test_replay_shows_what_it_would_run_and_asks_first(cli, tmp_path, photo):
+    pal = tmp_path / "secret.png"
+    Image.fromarray(gradient(8, 8, seed=4)).save(pal)
+
+    def use_palette(recipe):
+        recipe["pipeline"][0]["params"]["palette"] = str(pal)
+    odd = _art_with_recipe(tmp_path, photo, cli, use_palette)
+    r = cli("replay", odd, "-o", tmp_path / "again.png")  # standard input is not a terminal here
+    assert r.returncode == 2 and "pass --yes" in one_error(r)
+    assert "replay runs 1 step(s): quantize:" in r.err and f"reads {pal}" in r.err and f"reads {photo}" in r.err
+    assert not (tmp_path / "again.png").exists()
+    r = cli("replay", odd, "-o", tmp_path / "again.png", "--yes")
+    assert r.returncode == 0, r.err
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda r: r.pop("pipeline"), "bad recipe: pipeline: Field required"),
+    (lambda r: r.update(pipeline=[]), "bad recipe: pipeline: List should have at least 1 item"),
+    (lambda r: r["pipeline"][0].update(params="k=3"), "bad recipe: pipeline.0.params"),
+    (lambda r: r["pipeline"][0]["params"].update(k="many"), "bad recipe: quantize: k='many'"),
+    (lambda r: r.update(seed="x"), "bad recipe: seed"),
+    (lambda r: r["input"].update(sha256="zz"), "bad recipe: input.sha256"),
+    (lambda r: r["input"].update(name="../../etc/passwd"), "bad recipe: the input name"),
+])
+def test_malformed_recipes_are_one_line_errors(cli, tmp_path, photo, change, words):
+    odd = _art_with_recipe(tmp_path, photo, cli, change)
+    r = cli("replay", odd, "-o", tmp_path / "again.png", "--yes")
+    assert r.returncode == 2 and words in one_error(r)
+
+
+def test_replay_reads_only_regular_files(cli, tmp_path, photo):
+    fifo = tmp_path / "fifo.png"
+    os.mkfifo(fifo)
+
+    def point_at_fifo(recipe):
+        recipe["input"] = {"name": "fifo.png", "path": str(fifo), "sha256": "0" * 64}
+    odd = _art_with_recipe(tmp_path, photo, cli, point_at_fifo)
+    r = cli("replay", odd, "-o", tmp_path / "again.png", "--yes")
+    assert r.returncode == 2 and "not beside" in one_error(r)  # the FIFO is skipped, never opened
+    r = cli("replay", odd, "--input", "/dev/zero", "-o", tmp_path / "again.png", "--yes")
+    assert r.returncode == 2 and "/dev/zero is not a regular file" in one_error(r)

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import struct
+import subprocess
 import sys
 import types
 import zlib
@@ -529,7 +530,7 @@ def test_bad_output_requests(tmp_path):
         with pytest.raises(OutputError, match="PNG or TIFF"):
             write_image(tmp_path / name, rgb, depth=16)
     with pytest.raises(OutputError, match=r"\.png") as err:
-        write_image(tmp_path / "x.gif", rgb)
+        write_image(tmp_path / "x.xcf", rgb)
     assert err.value.exit_code == 2
     with pytest.raises(OutputError, match=r"\.png"):
         write_image(tmp_path / "noext", rgb)
@@ -538,6 +539,25 @@ def test_bad_output_requests(tmp_path):
     with pytest.raises(OutputError, match="keyword"):
         write_image(tmp_path / "x.png", rgb, metadata={"": "empty key"})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_few_colours_make_an_indexed_png_and_any_picture_a_gif(tmp_path, caplog):
+    palette = RNG.integers(0, 256, (200, 3)).astype(np.uint8)
+    labels = RNG.integers(0, 200, (30, 40))
+    rgb = palette[labels].astype(np.float32) / 255
+    write_image(tmp_path / "q.png", rgb, metadata={RECIPE_KEY: "{}"})
+    with Image.open(tmp_path / "q.png") as im:
+        assert im.mode == "P" and im.info["artfx:recipe"] == "{}"
+        assert np.array_equal(np.asarray(im.convert("RGB")), palette[labels])  # exactly the colours
+    write_image(tmp_path / "q.gif", rgb)
+    assert np.array_equal(u8(read_image(tmp_path / "q.gif").rgb), palette[labels])
+    photo = RNG.random((30, 40, 3)).astype(np.float32)  # 1200 colours: RGB PNG, and a 256-colour GIF
+    write_image(tmp_path / "p.png", photo)
+    assert Image.open(tmp_path / "p.png").mode == "RGB"
+    with caplog.at_level(logging.WARNING, logger="artfx"):
+        write_image(tmp_path / "p.gif", photo)
+    assert "at most 256 colours" in caplog.text
+    assert len(np.unique(u8(read_image(tmp_path / "p.gif").rgb).reshape(-1, 3), axis=0)) <= 256
 
 
 def test_atomic_write_cleans_up_when_the_writer_fails(tmp_path):
@@ -676,3 +696,61 @@ def test_importing_artfx_io_stays_cheap():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert out.stdout.strip() == "[]"
+
+
+# ---- odd but real files (issue 10, item 11) ------------------------------------------------------------------
+def _tiff_bytes(data: np.ndarray, **kw) -> bytes:
+    import tifffile
+
+    out = io.BytesIO()
+    tifffile.imwrite(out, data, **kw)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("layout", [{}, {"tile": (16, 16)}, {"planarconfig": "separate"},
+                                    {"planarconfig": "separate", "tile": (16, 16)}])
+def test_16bit_tiffs_in_every_layout_with_premultiplied_alpha(layout):
+    rgb = random_u16(20, 30, 3)
+    alpha = np.maximum(random_u16(20, 30, 1)[..., 0], 1)
+    planar = layout.get("planarconfig") == "separate"
+
+    def arrange(a):
+        return np.moveaxis(a, 2, 0) if planar else a
+
+    plain = read_image(_tiff_bytes(arrange(rgb), photometric="rgb", **layout))
+    assert plain.depth == 16 and np.abs(plain.rgb - rgb / 65535).max() < 1e-6
+    straight = read_image(_tiff_bytes(arrange(np.dstack([rgb, alpha])), photometric="rgb",
+                                      extrasamples=["unassalpha"], **layout))
+    assert np.abs(straight.rgb - rgb / 65535).max() < 1e-6 and np.abs(straight.alpha - alpha / 65535).max() < 1e-6
+    premultiplied = np.rint(rgb * (alpha[..., None] / 65535)).astype(np.uint16)
+    assoc = read_image(_tiff_bytes(arrange(np.dstack([premultiplied, alpha])), photometric="rgb",
+                                   extrasamples=["assocalpha"], **layout))
+    expected = np.clip(premultiplied / alpha[..., None], 0, 1)  # the colours before premultiplication
+    assert np.abs(assoc.rgb - expected).max() < 1e-6
+    assert np.abs(assoc.alpha - alpha / 65535).max() < 1e-6
+
+
+def test_a_16bit_grey_png_keeps_its_transparent_value(tmp_path):
+    grey = random_u16(6, 7, 1)[..., 0]
+    grey[grey == 4321] = 4320
+    grey[1, 2] = grey[4, 5] = 4321
+    raw = b"".join(b"\0" + grey[y].astype(">u2").tobytes() for y in range(6))
+    data = (b"\x89PNG\r\n\x1a\n" + aio.png.chunk(b"IHDR", struct.pack(">IIBBBBB", 7, 6, 16, 0, 0, 0, 0))
+            + aio.png.chunk(b"tRNS", struct.pack(">H", 4321)) + aio.png.chunk(b"IDAT", zlib.compress(raw))
+            + aio.png.chunk(b"IEND", b""))
+    pic = read_image(data)
+    assert pic.depth == 16 and pic.alpha is not None
+    assert sorted(zip(*np.nonzero(pic.alpha == 0))) == [(1, 2), (4, 5)] and pic.alpha.sum() == 6 * 7 - 2
+
+
+def test_a_damaged_tiff_gives_one_line_and_no_libtiff_noise(tmp_path):
+    """libtiff prints its warnings on file descriptor 2 itself; the reader must keep them from the user."""
+    good = _tiff_bytes(RNG.integers(0, 256, (40, 50, 3), dtype=np.uint8), photometric="rgb", compression="zlib")
+    damaged = good[:-200]  # the end of the strip is missing
+    path = tmp_path / "damaged.tif"
+    path.write_bytes(damaged)
+    code = ("import sys; from artfx.io import read_image\n"
+            "try:\n    read_image(sys.argv[1])\nexcept Exception as e:\n    print(type(e).__name__, e)")
+    r = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, timeout=60)
+    assert r.stderr.decode() == ""
+    assert r.stdout.decode().startswith("ImageError") and "damaged.tif" in r.stdout.decode()

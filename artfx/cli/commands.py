@@ -140,24 +140,37 @@ def replay(
                                          help="Use this input instead of the recorded one."),
     device: Optional[str] = typer.Option(None, "--device", metavar="<auto|cpu|cuda|mps>",
                                          help="Run on this device instead of the recorded one."),
+    yes: bool = typer.Option(False, "--yes", "-y", metavar="", help="Run without asking (a PNG's recipe can "
+                             "name any file to read and any amount of work: check what replay shows first)."),
     force: bool = typer.Option(False, "--force", metavar="", help="Allow overwriting an input file."),
+    allow_huge: bool = typer.Option(False, "--allow-huge", metavar="", help="Lift the decompression-bomb guard "
+                                    "and the memory estimate's limit (for images made with it)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", metavar="", help="Only errors on stderr; no progress bars."),
     verbose: bool = typer.Option(False, "--verbose", "-v", metavar="", help="More messages."),
     debug: bool = typer.Option(False, "--debug", metavar="", help="Debug messages and full tracebacks."),
 ) -> None:
-    """Reproduce an artfx PNG from the recipe stored in it (same machine: bit for bit)."""
-    from artfx.io import sha256_file
-    from artfx.runner import find_recorded_input, load_recipe, replay_options, replay_pipeline, run_file
+    """Reproduce an artfx PNG from the recipe stored in it (same machine: bit for bit). Shows what it would run
+    and asks first, unless --yes."""
+    from artfx.replay import replay as run_replay
 
-    recipe = load_recipe(image)
-    src = input_ or find_recorded_input(recipe, Path(image))
-    if sha256_file(Path(src)) != recipe["input"]["sha256"]:
-        log.warning("%s differs from the recorded input; the result will differ", src)
-    if recipe.get("interrupted"):
-        log.warning("%s was interrupted; replay runs the whole pipeline", image)
-    pipeline = replay_pipeline(recipe)
-    opts = replay_options(recipe, device=device, force=force)
+    def confirm(lines: list[str]) -> bool:
+        if not quiet or not yes:
+            for line in lines:
+                say(line)
+        if yes:
+            return True
+        isatty = getattr(sys.stdin, "isatty", None)
+        if not callable(isatty) or not isatty():
+            raise UsageError("replay runs whatever the PNG's recipe says; check the above and pass --yes to run "
+                             "it (standard input is not a terminal to ask on)")
+        return typer.confirm("run it?", default=False, err=True)
+
+    def on_saved(path: Path) -> None:
+        if not quiet:
+            say(f"wrote {path}")
+
     with ProgressView(not quiet) as view:
-        run_file(pipeline, src, output, opts, on_progress=view, extra_protected=(Path(image),))
+        run_replay(image, output, input_=input_, device=device, force=force, allow_huge=allow_huge, confirm=confirm,
+                   on_progress=view, on_saved=on_saved)
     if not quiet and output != "-":
         say(f"wrote {output}")

@@ -14,7 +14,9 @@ import contextlib
 import io
 import json
 import logging
+import os
 import struct
+import sys
 import threading
 import warnings
 import zlib
@@ -165,15 +167,25 @@ def _bomb_error(source: str, detail: str) -> ImageError:
 
 def _decode(img: Image.Image, data: bytes, source: str) -> Picture:
     fmt = img.format or "?"
-    # Full decode first: truncated or corrupt data raises here (with PIL.ImageFile.LOAD_TRUNCATED_IMAGES left
-    # False, as it must stay), which also validates the files whose pixels OpenCV then reads.
-    with _decoding(source):
-        img.load()
+    tiff16 = fmt == "TIFF" and _tiff_bits(img) == 16
+    if not tiff16:
+        # Full decode first: truncated or corrupt data raises here (with PIL.ImageFile.LOAD_TRUNCATED_IMAGES left
+        # False, as it must stay), which also validates the files whose pixels OpenCV then reads.
+        with _decoding(source), _quiet_stderr(fmt == "TIFF"):
+            img.load()
     orientation = _orientation(img)
     icc = img.info.get("icc_profile") or None
     text = _pillow_text(img) if fmt == "PNG" else {}
 
-    if _is_16bit(img, data):
+    if tiff16:
+        # 16-bit TIFF in all its layouts (planar or interleaved, strips or tiles, premultiplied alpha or not)
+        # through tifffile: Pillow reads 16-bit RGB as 8 bits and OpenCV ignores planar data and associated alpha.
+        rgb, alpha = _decode_tiff16(data, source)
+        depth = 16
+        if icc is not None:
+            converted = colour.icc_to_srgb_float(rgb, icc, source)
+            rgb = rgb if converted is None else converted
+    elif _is_16bit(img, data):
         # Pillow reads 16-bit RGB(A) and grey+alpha as 8 bits: take the pixels from OpenCV instead.
         rgb, alpha = _decode_cv2(data, source)
         depth = 16
@@ -188,6 +200,71 @@ def _decode(img: Image.Image, data: bytes, source: str) -> Picture:
     if alpha is not None:
         alpha = np.ascontiguousarray(alpha, dtype=np.float32)
     return Picture(rgb=rgb, alpha=alpha, depth=depth, format=fmt, source=source, text=text)
+
+
+def _tiff_bits(img: Image.Image) -> int:
+    bits = getattr(img, "tag_v2", {}).get(258, (8,))
+    bits = bits if isinstance(bits, tuple) else (bits,)
+    return max(bits) if bits else 8
+
+
+def _decode_tiff16(data: bytes, source: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """A 16-bit grey or RGB TIFF, with or without alpha, as float (H, W, 3) and alpha; premultiplied
+    (associated) alpha is divided out."""
+    import tifffile
+
+    try:
+        with _decoding(source), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tifffile warns about odd tags; a real failure raises
+            with tifffile.TiffFile(io.BytesIO(data)) as tif:
+                page = tif.pages[0]
+                arr = page.asarray()
+                axes = page.axes
+                extra = tuple(getattr(page, "extrasamples", ()) or ())
+    except RuntimeError as e:  # imagecodecs' codec errors (DeflateError, LzwError...) on broken strips
+        if not type(e).__module__.startswith("imagecodecs"):
+            raise
+        raise ImageError(f"{source}: corrupt or truncated image ({one_line(e)})") from e
+    if arr.dtype != np.uint16:
+        raise ImageError(f"{source}: unsupported 16-bit TIFF sample type {arr.dtype}")
+    if "S" in axes and axes.index("S") < axes.index("Y"):  # planar: samples first
+        arr = np.moveaxis(arr, axes.index("S"), -1)
+    arr = arr.reshape(arr.shape[-3:] if arr.ndim >= 3 and "S" in axes else arr.shape[-2:])
+    arr = arr.astype(np.float32) / np.float32(65535)
+    if arr.ndim == 2:
+        return np.repeat(arr[:, :, None], 3, axis=2), None
+    colour_samples = 1 if arr.shape[2] in (1, 2) else 3
+    rgb = arr[:, :, :colour_samples]
+    alpha = arr[:, :, colour_samples] if arr.shape[2] > colour_samples else None
+    if alpha is not None and extra[:1] == (1,):  # associated alpha: stored colours are premultiplied
+        safe = np.where(alpha > 0, alpha, 1)[:, :, None]
+        rgb = np.where(alpha[:, :, None] > 0, np.clip(rgb / safe, 0, 1), 0)
+    if colour_samples == 1:
+        rgb = np.repeat(rgb, 3, axis=2)
+    return rgb, alpha
+
+
+@contextlib.contextmanager
+def _quiet_stderr(active: bool) -> Iterator[None]:
+    """libtiff prints its own warnings on file descriptor 2 (hundreds of lines for a damaged TIFF): while Pillow
+    decodes a TIFF they are sent to /dev/null, so that a user sees artfx's one line."""
+    if not active:
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _is_16bit(img: Image.Image, data: bytes) -> bool:
@@ -233,9 +310,12 @@ def _decode_cv2(data: bytes, source: str) -> tuple[np.ndarray, np.ndarray | None
 def _decode_pillow(img: Image.Image, icc: bytes | None, source: str) -> tuple[np.ndarray, np.ndarray | None, int]:
     """Pixels of an 8-bit (or 16-bit grey) Pillow image as float RGB + alpha, colour-managed to sRGB."""
     mode = img.mode
-    if mode in _GREY16_MODES:  # 16-bit grey (PNG, TIFF): exact
-        grey = np.clip(np.asarray(img, dtype=np.float32), 0, 65535) / np.float32(65535)
-        return np.repeat(grey[:, :, None], 3, axis=2), None, 16
+    if mode in _GREY16_MODES:  # 16-bit grey (PNG, TIFF): exact; a tRNS grey value is transparent
+        values = np.asarray(img, dtype=np.float32)
+        grey = np.clip(values, 0, 65535) / np.float32(65535)
+        transparent = img.info.get("transparency")
+        alpha = None if transparent is None else (values != np.float32(transparent)).astype(np.float32)
+        return np.repeat(grey[:, :, None], 3, axis=2), alpha, 16
     if mode == "F":  # floating-point TIFF: taken as [0, 1] data
         grey = np.clip(np.nan_to_num(np.asarray(img, dtype=np.float32)), 0, 1)
         return np.repeat(grey[:, :, None], 3, axis=2), None, 16
