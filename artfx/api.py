@@ -187,9 +187,10 @@ def run(pipeline: str | Pipeline | Iterable[tuple[str, dict[str, Any]]], image: 
 
 
 def run_pipeline(pipeline: Pipeline, image: ImageLike, opts: RunOptions,
-                 on_progress: ProgressCallback | None = None) -> Result:
-    """:func:`run` with a built pipeline and options: side-output files checked and directories made before
-    any work, the input protected from them."""
+                 on_progress: ProgressCallback | None = None, state: Run | None = None) -> Result:
+    """:func:`run` with a built pipeline and options: side-output files checked, memory estimated and
+    directories made before any work, the input protected from them. ``state``: a :class:`Run` of the caller's
+    (for its ``on_image`` live view, ``cancelled``, ``on_saved``); its options are set from ``opts``."""
     from artfx.io import resize_long_side, resize_to
     from artfx.replay import make_recipe
     from artfx.runner import STDIO, Plan, _check_reads, _make_dirs, inputs_of, plan_outputs
@@ -201,9 +202,16 @@ def run_pipeline(pipeline: Pipeline, image: ImageLike, opts: RunOptions,
     rgb, alpha, source = load(image, allow_huge=opts.allow_huge)
     if opts.max_size:
         rgb, alpha = resize_long_side(rgb, opts.max_size, alpha=alpha)
+    if not opts.allow_huge:
+        from artfx import resources
+
+        resources.check(pipeline, rgb.shape[:2], opts.device, held=rgb.nbytes * 2)
     _make_dirs(plan)
-    state = Run(seed=opts.seed, device=opts.device, depth=opts.depth, allow_huge=opts.allow_huge,
-                force=opts.force, protected=plan.protected, on_progress=on_progress)
+    state = state if state is not None else Run()
+    state.seed, state.device, state.depth, state.allow_huge = opts.seed, opts.device, opts.depth, opts.allow_huge
+    state.force, state.protected = opts.force, plan.protected
+    if on_progress is not None:
+        state.on_progress = on_progress
     out = pipeline.run(rgb, Context(run=state))
     if alpha is not None and alpha.shape != out.shape[:2]:
         alpha = resize_to(alpha, out.shape[0], out.shape[1])

@@ -1,0 +1,142 @@
+"""A session of the page: its temporary folder, the uploads (checked against the limits and the decompression-bomb
+guard), the devices' queue, and a request's form turned into what a job needs."""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from artfx.errors import ArtfxError, ImageError, UsageError
+from artfx.options import RunOptions
+from artfx.web import forms
+from artfx.web.jobs import JobQueue, new_id
+
+VIEW_SIDE = 1600  # long side (px) of the input as the page shows it
+MAX_UPLOAD = 25 << 20
+MAX_PIXELS = 40_000_000
+
+
+class TooLarge(ImageError):
+    """An upload over the page's limits (HTTP 413)."""
+
+
+def _safe_name(name: str) -> str:
+    """A file name from the browser, as a plain name in our own folder (never a path)."""
+    base = re.split(r"[\\/]", name or "")[-1]
+    base = re.sub(r"[\x00-\x1f:*?\"<>|]+", "-", base).strip(" .")[:100]
+    return base or "photo.png"
+
+
+class Session:
+    """One run of the app: its temporary folder, uploads, jobs and limits."""
+
+    def __init__(self, max_upload: int = MAX_UPLOAD, max_pixels: int = MAX_PIXELS, tmp_dir: str | None = None):
+        self.folder = Path(tempfile.mkdtemp(prefix="artfx-serve-", dir=tmp_dir)).resolve()
+        self.uploads_dir = self.folder / "uploads"
+        self.jobs_dir = self.folder / "jobs"
+        self.uploads_dir.mkdir()
+        self.jobs_dir.mkdir()
+        self.uploads: dict[str, forms.Upload] = {}
+        self.queue = JobQueue()
+        self.max_upload = max_upload
+        self.max_pixels = max_pixels
+        self._devices: dict[str, str] = {}
+        self.stopping = False
+
+    def add_upload(self, data: bytes, name: str) -> forms.Upload:
+        """Check an uploaded image (pixel limit, then artfx's reader with the decompression-bomb guard) and keep
+        it, with a PNG the page can show."""
+        import warnings
+
+        from PIL import Image
+
+        from artfx.io import encode_image, read_image, resize_long_side
+
+        name = _safe_name(name)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                with Image.open(io.BytesIO(data)) as probe:
+                    size = probe.size
+            except Exception:
+                size = None  # read_image says what is wrong with it
+        if size is not None and size[0] * size[1] > self.max_pixels:
+            raise TooLarge(f"{name}: {size[0]}x{size[1]} is more than this page's limit of "
+                             f"{self.max_pixels / 1e6:g} megapixels")
+        try:
+            picture = read_image(data, name=name)
+        except ArtfxError as exc:
+            raise type(exc)(str(exc.args[0])) from None  # without the CLI's --allow-huge hint
+        upload = forms.Upload(new_id(), name, Path(), picture.rgb.shape[1], picture.rgb.shape[0])
+        folder = self.uploads_dir / upload.id
+        folder.mkdir()
+        upload.path = folder / name
+        upload.path.write_bytes(data)
+        rgb, alpha = resize_long_side(picture.rgb, VIEW_SIDE, alpha=picture.alpha) \
+            if max(picture.rgb.shape[:2]) > VIEW_SIDE else (picture.rgb, picture.alpha)
+        (self.folder / "views").mkdir(exist_ok=True)
+        (self.folder / "views" / f"{upload.id}.png").write_bytes(encode_image(rgb, alpha=alpha))
+        self.uploads[upload.id] = upload
+        return upload
+
+    def device(self, name: str) -> str:
+        """The device a job runs on (``auto`` resolved once), which is also the queue it waits in."""
+        from artfx.devices import resolve_device
+
+        if name not in self._devices:
+            self._devices[name] = resolve_device(name)
+        return self._devices[name]
+
+    def stop(self) -> None:
+        """Stop taking and running jobs (without waiting): running jobs are cancelled, event streams end."""
+        self.stopping = True
+        self.queue.close(wait=0)
+
+    def close(self) -> None:
+        """Stop, wait a little for running jobs to notice, and remove the session's folder."""
+        self.stopping = True
+        self.queue.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _options(raw: Any) -> RunOptions:
+    raw = raw if isinstance(raw, dict) else {}
+    values = {k: raw.get(k) for k in ("seed", "device", "max_size") if raw.get(k) not in (None, "")}
+    try:
+        return RunOptions.build(**values)
+    except UsageError as exc:
+        field = str(exc).split(" ", 1)[0]
+        raise forms.FormError([{"step": None, "field": field, "message": str(exc)}]) from None
+
+
+PLACEHOLDER = forms.Upload("", "photo.jpg", Path("photo.jpg"))  # what /api/check names the photo before one
+
+
+def prepare_request(session: Session, body: dict[str, Any], out_dir: Path | None,
+                    checking: bool = False) -> tuple[Any, Any, Any]:
+    """(upload, prepared form, run options) of a request, or FormError listing every problem. ``checking``:
+    no photo is needed yet (the command shows a placeholder name), and nothing will run."""
+    errors: list[dict[str, Any]] = []
+    upload = session.uploads.get(str(body.get("input") or ""))
+    if upload is None and checking:
+        upload = PLACEHOLDER
+    elif upload is None:
+        errors.append({"step": None, "field": "input", "message": "choose a photo first"})
+    try:
+        opts = _options(body.get("options"))
+    except forms.FormError as exc:
+        errors += exc.errors
+        opts = None
+    try:
+        stem = Path(upload.name).stem if upload else "photo"
+        prepared = forms.prepare(body.get("steps"), session.uploads, session.uploads_dir, out_dir, stem)
+    except forms.FormError as exc:
+        errors += exc.errors
+        prepared = None
+    if errors:
+        raise forms.FormError(errors)
+    return upload, prepared, opts
