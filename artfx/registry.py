@@ -51,6 +51,7 @@ class Entry:
 
 
 _entries: dict[str, Entry] | None = None
+_registered: dict[str, Entry] = {}  # stages added in-process: they outlive a refresh of the entry points
 
 
 def _dist(ep: EntryPoint) -> str:
@@ -86,21 +87,26 @@ def _discover() -> dict[str, Entry]:
                     found[ep.name].others.append(dist)
                 continue
             found[ep.name] = Entry(ep.name, ep.value, dist, ep)
+        found.update(_registered)
         # artfx's built-ins first in listings, then plugins alphabetically
         _entries = dict(sorted(found.items(), key=lambda kv: (kv[1].dist != BUILTIN, kv[0])))
     return _entries
 
 
-def refresh() -> None:
-    """Forget what was discovered (after installing a plugin in-process, e.g. in tests)."""
+def refresh(forget_registered: bool = False) -> None:
+    """Discover the entry points again (after installing a plugin in-process, e.g. in tests); stages added with
+    :func:`register` stay unless ``forget_registered``."""
     global _entries
     _entries = None
+    if forget_registered:
+        _registered.clear()
 
 
 def register(stage: Any, dist: str = "<registered>") -> None:
     """Add a stage object in-process (for embedding artfx or for tests); replaces one of the same name."""
     _check(stage, getattr(stage, "name", "?"))
-    _discover()[stage.name] = Entry(stage.name, "<registered>", dist, None, stage)
+    _registered[stage.name] = Entry(stage.name, "<registered>", dist, None, stage)
+    _discover()[stage.name] = _registered[stage.name]
 
 
 def names() -> list[str]:

@@ -13,7 +13,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from artfx.errors import ArtfxError, InputError, Interrupted, OutputError, UsageError
 from artfx.options import RunOptions
@@ -144,6 +144,10 @@ def run_plan(plan: Plan, opts: RunOptions, on_progress: ProgressCallback | None 
     rgb, alpha = picture.rgb, picture.alpha
     if opts.max_size:
         rgb, alpha = resize_long_side(rgb, opts.max_size, alpha=alpha)
+    if not opts.allow_huge:  # before any heavy work: a run that cannot fit is refused, naming the parameter
+        from artfx import resources
+
+        resources.check(plan.pipeline, rgb.shape[:2], opts.device, held=rgb.nbytes * 2)
     _make_dirs(plan)
 
     run = Run(seed=opts.seed, device=opts.device, depth=opts.depth, allow_huge=opts.allow_huge, force=opts.force,

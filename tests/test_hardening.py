@@ -257,3 +257,48 @@ def test_replay_reads_only_regular_files(cli, tmp_path, photo):
     assert r.returncode == 2 and "not beside" in one_error(r)  # the FIFO is skipped, never opened
     r = cli("replay", odd, "--input", "/dev/zero", "-o", tmp_path / "again.png", "--yes")
     assert r.returncode == 2 and "/dev/zero is not a regular file" in one_error(r)
+
+
+# ---- memory, estimated before the work ---------------------------------------------------------------------------
+class _HungryParams(__import__("artfx").Params):
+    width: int = __import__("pydantic").Field(64, ge=1, description="output width")
+
+
+class _Hungry:
+    """Makes a picture ``width`` px wide, and says so through the memory hooks."""
+
+    name = "t-hungry"
+    summary = "a stage whose memory grows with a parameter"
+    Params = _HungryParams
+    ran = 0
+
+    def memory(self, params, shape, device):
+        from artfx.resources import Need, image_bytes
+
+        return Need(host=image_bytes((params.width, params.width), 2), why=f"width={params.width}")
+
+    def out_shape(self, params, shape):
+        return (params.width, params.width)
+
+    def apply(self, image, params, ctx):
+        type(self).ran += 1
+        return np.zeros((params.width, params.width, 3), np.float32)
+
+
+def test_a_run_that_cannot_fit_is_refused_before_any_work(cli, photo, tmp_path):
+    from artfx import registry
+    from artfx.resources import available_host
+
+    registry.register(_Hungry())
+    try:
+        huge = int((available_host() / 24) ** 0.5 * 1.5)  # two float32 RGB copies of huge^2 px: beyond memory
+        r = cli("pipeline", f"t-hungry:width={huge},quantize", photo, "-o", tmp_path / "o.png")
+        assert r.returncode == 2, r.err
+        line = one_error(r)
+        assert f"step 1 (t-hungry): width={huge} needs about" in line and "is available" in line
+        assert "--allow-huge" in line and _Hungry.ran == 0 and not (tmp_path / "o.png").exists()
+        # the next step is judged at the size the first one returns
+        r = cli("pipeline", f"t-hungry:width={huge // 3}", photo, "-o", tmp_path / "o.png")
+        assert r.returncode == 0, r.err
+    finally:
+        registry.refresh(forget_registered=True)

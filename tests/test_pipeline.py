@@ -64,7 +64,7 @@ def test_stages():
     for s in (Emitter(), Reader(), Bad()):
         registry.register(s)
     yield
-    registry.refresh()
+    registry.refresh(forget_registered=True)
 
 
 def test_test_stages_conform():
