@@ -85,3 +85,15 @@ def threads_for(pixels: int, min_pixels: int = 1 << 18):
         yield
     finally:
         numba.set_num_threads(before)
+
+
+def first_run_notice(module_file: str, log, what: str) -> None:
+    """Say once, before numba compiles a kernel module that has no cache yet, that the first run is slow
+    (10-30 s on a laptop) so that nobody thinks artfx hangs. ``make`` compiles them at install
+    (``python -m artfx.stages.warmup``)."""
+    from pathlib import Path
+
+    path = Path(module_file)
+    cache = path.with_name("__pycache__")
+    if not any(cache.glob(f"{path.stem}.*.nbi")):
+        log.warning("first run: compiling %s's numba kernels (once; 10-30 s)", what)
