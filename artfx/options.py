@@ -36,9 +36,16 @@ class RunOptions(Params):
                                     json_schema_extra={"look": True})
     depth: Literal[8, 16] = Field(8, description="Bits per channel of the output: 8, or 16 for PNG/TIFF.",
                                   json_schema_extra={"look": True})
+    temporal: Literal["on", "off"] = Field(
+        "on", description="Videos: each step carries its result from frame to frame along the optical flow (on), "
+        "or every frame runs on its own (off).", json_schema_extra={"look": True})
+    fps: Optional[float] = Field(None, gt=0, le=1000, description="Frame rate of a video or GIF output (default: "
+                                 "the input's; 10 for photos).", json_schema_extra={"look": True})
     quality: Optional[int] = Field(None, ge=1, le=100, description="Quality of lossy outputs, 1-100: JPEG "
                                    "(default 95), WebP (default 90; 100 is lossless), video (default 80: H.264 CRF "
                                    "19, VP9 CRF 24).")
+    work_dir: Optional[str] = Field(None, description="Where a video's finished frames wait (default: "
+                                    ".NAME.artfx-work beside the output); the same command continues from there.")
     force: bool = Field(False, description="Allow overwriting an input file.")
     allow_huge: bool = Field(False, description="Lift the decompression-bomb guard and the memory estimate's "
                              "limit.")

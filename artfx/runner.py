@@ -328,6 +328,14 @@ def execute(pipeline: Pipeline, inputs: list[str], output: str | None, opts: Run
 
         resolve_device(opts.device)
     paths, batch = expand_inputs(inputs)
+    from artfx.video import wants_sequence
+
+    if wants_sequence(paths, batch, output):  # a video, an animated GIF, or photos -> one animation
+        from artfx.video.job import run_sequence
+
+        _check_reads(pipeline)
+        run_sequence(pipeline, paths, output, opts, inputs_of(pipeline, list(paths)), on_progress, on_file)
+        return
     if not batch:
         run_file(pipeline, paths[0], output, opts, on_progress, on_saved=on_saved)
         if on_file:

@@ -180,3 +180,12 @@ def test_palette_out_files(tmp_path, suffix):
     else:
         sw = np.asarray(PILImage.open(path).convert("RGB")).reshape(-1, 3)
         assert set(map(tuple, pal.tolist())) <= set(map(tuple, sw.tolist()))
+
+
+def test_iters_is_now_iterations(caplog):
+    from artfx.pipeline import Pipeline
+
+    with caplog.at_level("WARNING", logger="artfx"):
+        pipe = Pipeline.from_spec("quantize:iters=3")
+    assert pipe.steps[0].params.iterations == 3 and "iters is now called iterations" in caplog.text
+    assert "iters" not in pipe.raw()[0][1]

@@ -178,3 +178,12 @@ def test_bad_parameters_give_clear_errors():
         stage.Params(edge_color="red")
     with pytest.raises(ValidationError):
         stage.Params(fill="mode")
+
+
+def test_iters_is_now_iterations(caplog):
+    from artfx.pipeline import Pipeline
+
+    with caplog.at_level("WARNING", logger="artfx"):
+        pipe = Pipeline.from_spec("slic:iters=3")
+    assert pipe.steps[0].params.iterations == 3 and "iters is now called iterations" in caplog.text
+    assert "iters" not in pipe.raw()[0][1]

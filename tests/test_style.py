@@ -191,8 +191,8 @@ def test_several_styles_blend_with_weights(tmp_path):
     content = sample_image(32, 32, seed=8)
     red = _save(tmp_path / "red.png", _texture(40, 40, (0.95, 0.15, 0.1), seed=5))
     blue = _save(tmp_path / "blue.png", _texture(40, 40, (0.1, 0.15, 0.95), seed=6))
-    mostly_red, _, _ = _run(content, image=[red, blue], weights=[1, 0.05], **TINY)
-    mostly_blue, _, _ = _run(content, image=[red, blue], weights="0.05|1", **TINY)
+    mostly_red, _, _ = _run(content, image=[red, blue], blend=[1, 0.05], **TINY)
+    mostly_blue, _, _ = _run(content, image=[red, blue], blend="0.05|1", **TINY)
     full = np.ones((32, 32), bool)
     assert _red_minus_blue(mostly_red, full) > _red_minus_blue(mostly_blue, full) + 0.1
 
@@ -218,8 +218,8 @@ def test_builtin_styles_ship_with_the_package():
 def test_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="built-in styles: starry-night, great-wave"):
         Params(image=["no-such-painting.jpg"])
-    with pytest.raises(ValueError, match="weights has 1 values for 2 style image"):
-        Params(image="starry-night|great-wave", weights=[1])
+    with pytest.raises(ValueError, match="blend has 1 values for 2 style image"):
+        Params(image="starry-night|great-wave", blend=[1])
     with pytest.raises(ValueError, match="layer_weights has 2 values for 5 style layers"):
         Params(layer_weights=[1, 2])
     with pytest.raises(ValueError, match=r"unknown style layer 'relu9_9'; valid layers: conv1_1, .*conv5_1"):
@@ -235,4 +235,59 @@ def test_clear_errors(tmp_path):
     with pytest.raises(ParamError, match="not a VGG-19 weights file"):
         bogus = tmp_path / "bogus.pth"
         torch.save({"x": torch.zeros(1)}, bogus)
-        _run(sample_image(16, 16), weights_file=str(bogus), size=16, iterations=1)
+        _run(sample_image(16, 16), vgg_file=str(bogus), size=16, iterations=1)
+
+
+def test_old_names_still_work_with_a_warning(caplog):
+    from artfx.pipeline import Pipeline
+
+    with caplog.at_level("WARNING", logger="artfx"):
+        p = Params(weights="1|0.5", image="starry-night|great-wave")
+    assert p.blend == [1.0, 0.5] and "weights is now called blend" in caplog.text
+    pipe = Pipeline.from_spec("style:weights=1|2:image=great-wave|shipwreck")
+    assert pipe.steps[0].params.blend == [1.0, 2.0] and "blend" in pipe.raw()[0][1]
+
+
+def test_default_size_never_enlarges_and_follows_max_size(caplog):
+    small = sample_image(30, 40)
+    with caplog.at_level("WARNING", logger="artfx"):
+        out, _, _ = _run(small, iterations=1, scales=1, image=["great-wave"])
+    assert out.shape == small.shape  # a 40 px input stays 40 px (the default is the input's size, at most 512)
+    assert "smaller than" not in caplog.text
+    assert optimize.scale_sizes(768, 1024, -512, 256, 0)[-1] == (384, 512)  # the default: at most 512
+    assert optimize.scale_sizes(96, 128, -512, 256, 0)[-1] == (96, 128)  # after --max-size 128: 128 px
+    with caplog.at_level("WARNING", logger="artfx"):
+        out, _, _ = _run(small, size=20, iterations=1, scales=1, image=["great-wave"])
+    assert out.shape == (15, 20, 3) and caplog.text.count("smaller than the 40x30 input") == 1
+    help_text = Params.model_fields["start_size"].description + Params.model_fields["iterations"].description
+    assert "at most half" in help_text and "times the scales" in help_text
+
+
+def test_progress_counts_every_iteration_of_every_scale():
+    _, seen, _ = _run(sample_image(40, 40), size=40, start_size=20, iterations=3, scales=3, image=["shipwreck"])
+    assert len(seen) == 9
+
+
+def test_interrupted_after_the_first_iteration_still_has_an_image():
+    calls = []
+
+    def stop(label, done, total, metrics):
+        calls.append(done)
+        if done == 2:
+            raise KeyboardInterrupt
+
+    ctx = Context(seed=1, device="cpu", on_progress=stop)
+    with pytest.raises(KeyboardInterrupt):
+        stage.apply(sample_image(24, 24), Params(size=24, iterations=50, image=["great-wave"]), ctx)
+    assert calls == [1, 2] and ctx.best is not None and ctx.best.shape == (24, 24, 3)
+
+
+def test_content_input_repaints_the_pipeline_input():
+    from artfx.pipeline import Pipeline
+
+    photo = sample_image(24, 32, seed=2)
+    spec = "quantize:k=2,style:size=32:iterations=3:scales=1:image=great-wave:style_weight=0:content={}"
+    on_input = Pipeline.from_spec(spec.format("input")).run(photo, Context(seed=1, device="cpu"))
+    on_poster = Pipeline.from_spec(spec.format("previous")).run(photo, Context(seed=1, device="cpu"))
+    # content only (style_weight=0): the result stays close to what it repaints
+    assert np.abs(on_input - photo).mean() < np.abs(on_poster - photo).mean()

@@ -21,14 +21,14 @@ from typing import Any
 import typer
 
 from artfx import __version__, registry
-from artfx.cli import commands, serve, show
+from artfx.cli import commands, serve, show, sweep
 from artfx.cli.params import Command, Group
 from artfx.cli.view import console, error_line, setup_logging
 from artfx.errors import ArtfxError, Interrupted, PipeClosed
 
 HELP = ("Turn photographs into artwork: stages chained into pipelines.\n\n"
         "Example: artfx pipeline quantize:k=8,slic,style photo.jpg -o art.png")
-BUILTIN_COMMANDS = {"pipeline", "stages", "info", "replay", "serve"}
+BUILTIN_COMMANDS = {"pipeline", "stages", "info", "replay", "serve", "sweep"}
 
 
 def _root(version: bool = typer.Option(False, "--version", help="Print the version and exit.", metavar="",
@@ -59,6 +59,7 @@ def build_app(argv: list[str]) -> typer.Typer:
     app.command("info", cls=Command)(show.info)
     app.command("replay", no_args_is_help=True, cls=Command)(commands.replay)
     app.command("serve", cls=Command)(serve.serve)  # the web framework is imported only when it runs
+    app.command("sweep", help=sweep.SWEEP_HELP, no_args_is_help=True, cls=Command)(sweep.sweep_command())
 
     wanted = _command_name(argv)
     if wanted in BUILTIN_COMMANDS or (wanted is None and "--version" in argv):

@@ -58,10 +58,12 @@ class ProgressView:
 
     def __enter__(self) -> "ProgressView":
         if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                       TimeRemainingColumn)
 
             self.progress = Progress(TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn(),
-                                     TimeElapsedColumn(), TextColumn("{task.fields[metrics]}"),
+                                     TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
+                                     TextColumn("{task.fields[metrics]}"),
                                      console=console(), transient=False)
             self.progress.__enter__()
         return self

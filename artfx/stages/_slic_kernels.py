@@ -132,12 +132,42 @@ def _window(f0, f1, f2, dist, lab, xa, xb, c0, c1, c2, xc, wf, base, c):
 
 
 @njit(cache=True)
-def iterate(F0, F1, F2, C, ny, nx, S, wgt, prev, shift, labels, update):
+def _window_sticky(f0, f1, f2, dist, lab, xa, xb, c0, c1, c2, xc, wf, base, c, pf, bonus):
+    """:func:`_window` for a video frame: a pixel whose label on the previous frame (carried by the flow) was
+    centre ``c`` finds it ``bonus`` closer, so boundaries stay put unless the picture moves them."""
+    g0 = f0[xa:xb]
+    g1 = f1[xa:xb]
+    g2 = f2[xa:xb]
+    dd = dist[xa:xb]
+    ll = lab[xa:xb]
+    pp = pf[xa:xb]
+    x0 = np.float32(xa) - xc
+    ci = np.int32(c)
+    for i in range(xb - xa):
+        dx = np.float32(i) + x0
+        d0 = g0[i] - c0
+        d1 = g1[i] - c1
+        d2 = g2[i] - c2
+        d = d0 * d0 + d1 * d1 + d2 * d2 + base + wf * dx * dx - (bonus if pp[i] == ci else np.float32(0))
+        old = dd[i]
+        better = d < old
+        dd[i] = d if better else old
+        ll[i] = ci if better else ll[i]
+
+
+@njit(cache=True)
+def iterate(F0, F1, F2, C, ny, nx, S, wgt, prev, shift, labels, update, row_start, prefer, bonus):
     """One SLIC assignment pass over the feature planes F0..F2 (and, if ``update``, the centre update, in place
     in ``C``), writing ``labels``.
 
     A pixel keeps its previous label (``prev[y >> shift, x >> shift]``: the last pass, perhaps on a pooled
     image) when no window covers it, as in the original algorithm.
+
+    Centres are bucketed by grid row: those of row r are ``C[row_start[r]:row_start[r + 1]]`` (the grid's
+    ``r * nx`` for a fresh grid; a video's centres carried along the flow are sorted into rows by their y).
+
+    ``prefer`` (H, W int32, -1 = none) and ``bonus`` > 0: a video frame's labels carried from the previous frame,
+    which its pixels keep unless another centre is closer by more than ``bonus`` (``bonus`` 0: no preference).
 
     Serial wrapper around one parallel pass: inside a parallel=True function every array expression (np.zeros,
     astype) becomes a parallel region of its own, and each region costs milliseconds when the cores are shared."""
@@ -145,13 +175,14 @@ def iterate(F0, F1, F2, C, ny, nx, S, wgt, prev, shift, labels, update):
     nb = min(NBANDS, h)
     acc = np.zeros((nb, C.shape[0], 6), np.float64)
     Cf = C.astype(np.float32)
-    _assign_pass(F0, F1, F2, Cf, ny, nx, np.float32(S), np.float32(wgt), prev, shift, labels, update, acc)
+    _assign_pass(F0, F1, F2, Cf, ny, nx, np.float32(S), np.float32(wgt), prev, shift, labels, update, acc,
+                 row_start, prefer, np.float32(bonus))
     if update:
         _update(acc, C)
 
 
 @njit(cache=True, parallel=True)
-def _assign_pass(F0, F1, F2, Cf, ny, nx, Sf, wf, prev, shift, labels, update, acc):
+def _assign_pass(F0, F1, F2, Cf, ny, nx, Sf, wf, prev, shift, labels, update, acc, row_start, prefer, bonus):
     h, w = F0.shape
     nb = acc.shape[0]
     for band in prange(nb):
@@ -169,17 +200,18 @@ def _assign_pass(F0, F1, F2, Cf, ny, nx, Sf, wf, prev, shift, labels, update, ac
             f0 = F0[y]
             f1 = F1[y]
             f2 = F2[y]
-            for gr in range(max(0, gy - 2), min(ny, gy + 3)):
-                for gc in range(nx):
-                    c = gr * nx + gc
-                    dy = yf - Cf[c, 3]
-                    if dy > Sf or dy < -Sf:
-                        continue
-                    xc = Cf[c, 4]
-                    xa = max(0, int(np.ceil(xc - Sf)))
-                    xb = min(w, int(np.floor(xc + Sf)) + 1)
-                    if xb > xa:
-                        _window(f0, f1, f2, dist, lab, xa, xb, Cf[c, 0], Cf[c, 1], Cf[c, 2], xc, wf, wf * dy * dy, c)
+            for c in range(row_start[max(0, gy - 2)], row_start[min(ny, gy + 3)]):
+                dy = yf - Cf[c, 3]
+                if dy > Sf or dy < -Sf:
+                    continue
+                xc = Cf[c, 4]
+                xa = max(0, int(np.ceil(xc - Sf)))
+                xb = min(w, int(np.floor(xc + Sf)) + 1)
+                if xb > xa and bonus > 0:
+                    _window_sticky(f0, f1, f2, dist, lab, xa, xb, Cf[c, 0], Cf[c, 1], Cf[c, 2], xc, wf,
+                                   wf * dy * dy, c, prefer[y], bonus)
+                elif xb > xa:
+                    _window(f0, f1, f2, dist, lab, xa, xb, Cf[c, 0], Cf[c, 1], Cf[c, 2], xc, wf, wf * dy * dy, c)
             for x in range(w):
                 c = lab[x]
                 labels[y, x] = c

@@ -44,11 +44,14 @@ class QuantizeParams(Params):
         ge=0,
         description="Pixels used to fit the palette (a seeded random sample); 0 = every pixel.",
     )
-    iters: int = Field(100, ge=1, le=1000, description="Most k-means (Lloyd) iterations; stops earlier on convergence.")
+    iterations: int = Field(100, ge=1, le=1000,
+                            description="Most k-means (Lloyd) iterations; stops earlier on convergence.")
     inits: int = Field(1, ge=1, le=50, description="k-means restarts from new seeds; the lowest-error palette is kept.")
     palette_out: Optional[Path] = output_file(
         "Write the palette to this file: .png (a swatch) or .gpl (a GIMP palette)."
     )
+
+    aliases = {"iters": "iterations"}  # 0.1's name, accepted with a warning until 0.3
 
     @field_validator("palette")
     @classmethod
@@ -187,6 +190,27 @@ def quantize(
     return out, labels
 
 
+STICKY = 2.0  # video: a pixel keeps last frame's colour unless another is closer by this much (Lab units)
+
+
+def _sticky(image, palette, labels, lab, temporal) -> tuple[np.ndarray, np.ndarray]:
+    """Video: where the flow is reliable, a pixel keeps the palette colour it had on the previous frame (its
+    label carried along the flow) unless the nearest colour is closer by more than ``STICKY``: pixels near the
+    boundary between two palette colours stop flickering between them, at a cost of at most STICKY in error."""
+    h, w = labels.shape
+    prev = temporal.warp(temporal.state["labels"].astype(np.float32), nearest=True).astype(np.int64)
+    valid = temporal.mask_at(h, w) > 0
+    prev = np.clip(prev, 0, len(palette) - 1)
+    px = _to_space(image.reshape(-1, 3), lab)
+    pal = _to_space(palette.astype(np.float64), lab)
+    flat_new, flat_prev = labels.ravel(), prev.ravel()
+    d_new = np.sqrt(((px - pal[flat_new]) ** 2).sum(1))
+    d_prev = np.sqrt(((px - pal[flat_prev]) ** 2).sum(1))
+    keep = valid.ravel() & (d_prev <= d_new + STICKY)
+    new = np.where(keep, flat_prev, flat_new).astype(np.int32).reshape(h, w)
+    return palette[new].astype(np.float32), new
+
+
 # ---- side-output files ---------------------------------------------------------------------------------------
 def gpl_text(palette: np.ndarray, name: str = "artfx") -> str:
     """A GIMP palette (.gpl) for ``palette`` (float (N, 3) in [0, 1])."""
@@ -241,21 +265,28 @@ class QuantizeStage:
         dither = params.dither == "floyd-steinberg"
         rng = ctx.rng
         cells = None
+        temporal = ctx.temporal
         spec = params.palette.strip()
         if is_hex_list(spec):
             palette = _round_palette(parse_hex_list(spec), ctx.depth)
+        elif temporal is not None and not temporal.shot_start and "palette" in temporal.state:
+            palette = temporal.state["palette"]  # video: one palette per shot, so colours do not jump
         elif spec:
             other = ctx.read_image(spec).rgb
-            palette = fit_palette(other, params.k, lab, rng, params.sample, params.iters, params.inits, ctx.depth)
+            palette = fit_palette(other, params.k, lab, rng, params.sample, params.iterations, params.inits, ctx.depth)
         else:
             salt = int(rng.integers(0, 2**31 - 1))
             cells = _histogram(image, params.sample, salt)
             occ, mean_rgb, weights = cells[1], cells[2], cells[3]
-            palette = _fit(occ, mean_rgb, weights, params.k, lab, rng, params.iters, params.inits, ctx.depth)
+            palette = _fit(occ, mean_rgb, weights, params.k, lab, rng, params.iterations, params.inits, ctx.depth)
             if dither:
                 cells = None
         ctx.progress(1, 2)
         out, labels = quantize(image, palette, lab, dither, cells)
+        if temporal is not None:
+            if not dither and not temporal.shot_start and "labels" in temporal.state:
+                out, labels = _sticky(image, palette, labels, lab, temporal)
+            temporal.state["palette"], temporal.state["labels"] = palette, labels
         ctx.progress(2, 2, colours=len(palette))
         ctx.emit("palette", palette)
         ctx.emit("labels", labels)

@@ -26,13 +26,16 @@ class SlicParams(Params):
     )
     sigma: float = Field(0.0, ge=0, le=100, description="Gaussian blur (pixels) of the image used for clustering.")
     space: Literal["lab", "rgb"] = Field("lab", description="Colour space for clustering: lab or rgb.")
-    iters: int = Field(
-        7, ge=1, le=100, description="SLIC iterations (all but the last on reduced images when segments are large)."
+    iterations: int = Field(
+        7, ge=1, le=100, description="SLIC iterations (all but the last on reduced images when segments are large; "
+        "video frames after a shot's first: at most 3, at full size, from the previous frame's centres)."
     )
     fill: Literal["mean", "median"] = Field("mean", description="Colour of each superpixel: mean or median.")
     edges: bool = Field(False, description="Draw the superpixel boundaries.")
     edge_color: str = Field("#000000", description="Boundary colour, #rrggbb.")
     edge_width: int = Field(1, ge=1, le=100, description="Boundary width in pixels.")
+
+    aliases = {"iters": "iterations"}  # 0.1's name, accepted with a warning until 0.3
 
     @field_validator("edge_color")
     @classmethod
@@ -59,7 +62,7 @@ def lab_table() -> np.ndarray:
     return _LAB_TABLE
 
 
-def schedule(step: float, iters: int) -> list[tuple[int, int]]:
+def schedule(step: float, iterations: int) -> list[tuple[int, int]]:
     """Iterations per pooling level, coarse to fine, as [(factor, iterations), ...], ending at full resolution.
 
     SLIC's centres settle in a few iterations and move little afterwards, so the early iterations run on
@@ -72,10 +75,10 @@ def schedule(step: float, iters: int) -> list[tuple[int, int]]:
     fb = 1
     while fb < 8 and step / (2 * fb) >= 7.0:
         fb *= 2
-    if iters == 1 or fa == 1:
-        return [(1, iters)]
-    a = (iters - 1) // 2
-    levels = [(fa, a), (fb, iters - 1 - a), (1, 1)]
+    if iterations == 1 or fa == 1:
+        return [(1, iterations)]
+    a = (iterations - 1) // 2
+    levels = [(fa, a), (fb, iterations - 1 - a), (1, 1)]
     merged: list[tuple[int, int]] = []
     for f, n in levels:
         if n <= 0:
@@ -93,11 +96,20 @@ def segment(
     compactness: float = 10.0,
     sigma: float = 0.0,
     lab: bool = True,
-    iters: int = 7,
+    iterations: int = 7,
     min_size_factor: float = 0.25,
     levels: list[tuple[int, int]] | None = None,
+    carried: np.ndarray | None = None,
+    centres_out: list | None = None,
+    prefer: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
-    """SLIC labels of ``image`` (float32 H, W, 3 in [0, 1]): (int32 HxW 0..m-1 contiguous segments, m)."""
+    """SLIC labels of ``image`` (float32 H, W, 3 in [0, 1]): (int32 HxW 0..m-1 contiguous segments, m).
+
+    ``carried``: centres (k, 5) = [c0, c1, c2, y, x] from the previous video frame, already moved by the flow:
+    the iterations start from them (gaps filled with new grid centres) at full resolution, and ``prefer``
+    (H, W int32: each pixel's carried centre, index into ``carried``, -1 for none) makes pixels keep their centre
+    unless another is clearly closer. ``centres_out``: a list that receives (the final centres that still own
+    pixels, the labels as indices into them, -1 for the others), for the next frame."""
     from artfx.stages import _slic_kernels as K
 
     H, W = image.shape[:2]
@@ -112,10 +124,20 @@ def segment(
     nx = max(1, min(W, round(W / step)))
     F = K.features(src, lab_table() if lab else np.zeros((3, 1), np.float32), lab)
     del src
-    levels = schedule(step, iters) if levels is None else levels
+    levels = schedule(step, iterations) if levels is None else levels
     C = None
     labels = None
     cur = 1
+    row_start = np.arange(ny + 1, dtype=np.int64) * nx
+    sticky, bonus = np.full((1, 1), -1, np.int32), 0.0
+    if carried is not None:
+        C, row_start, labels, origin = _start_from(carried, F, ny, nx, step)
+        levels = [(1, min(iterations, CARRIED_ITERATIONS))]
+        if prefer is not None and prefer.shape == (H, W):
+            new_index = np.full(len(carried) + 1, -1, np.int32)  # carried index -> index in C (last: none)
+            new_index[origin[origin >= 0]] = np.flatnonzero(origin >= 0).astype(np.int32)
+            sticky = np.ascontiguousarray(new_index[np.where(prefer >= 0, prefer, len(carried))])
+            bonus = STICKY * compactness**2
     for li, (factor, its) in enumerate(levels):
         last = li == len(levels) - 1
         # pool from the previous (finer-than-needed) level is not possible going coarse to fine: pool from F
@@ -132,12 +154,55 @@ def segment(
         for i in range(its):
             out = np.empty((h, w), np.int32)
             # the very last pass only assigns: its centres are not used again
-            K.iterate(*P, C, ny, nx, s, (compactness / s) ** 2, labels, shift, out, not (last and i == its - 1))
+            K.iterate(*P, C, ny, nx, s, (compactness / s) ** 2, labels, shift, out, not (last and i == its - 1),
+                      row_start, sticky, bonus)
             labels, shift = out, 0
         del P
     del F
     min_size = max(1, int(min_size_factor * H * W / (ny * nx)))
+    if centres_out is not None:
+        alive = np.bincount(labels.ravel(), minlength=len(C)) >= max(1, min_size // 2)
+        index = np.where(alive, np.cumsum(alive) - 1, -1).astype(np.int32)
+        centres_out.append((C[alive].copy(), index[labels]))
     return K.connect(labels, min_size)
+
+
+CARRIED_ITERATIONS = 3  # video: full-resolution iterations from the previous frame's centres
+STICKY = 2.0  # video: a pixel keeps its carried centre unless another is closer by this times compactness^2
+
+
+def _start_from(carried: np.ndarray, F, ny: int, nx: int, step: float):
+    """(centres sorted into grid rows, row_start, first labels) from centres carried along the flow: those that
+    left the frame dropped, near-duplicates (closer than 0.4 grid steps, where the picture shrinks) merged, and
+    a fresh grid centre added wherever no centre is within 0.75 grid steps (where new picture comes in)."""
+    import cv2
+
+    from artfx.stages import _slic_kernels as K
+
+    H, W = F[0].shape
+    origin = np.flatnonzero((carried[:, 3] >= 0) & (carried[:, 3] <= H - 1) & (carried[:, 4] >= 0)
+                            & (carried[:, 4] <= W - 1))
+    cell = max(1.0, 0.4 * step)
+    _, first = np.unique(np.floor(carried[origin, 3:5] / cell).astype(np.int64), axis=0, return_index=True)
+    origin = origin[np.sort(first)]
+    C = carried[origin]
+    grid = K.grid_centres(F[0], F[1], F[2], ny, nx)
+    seeds = np.full((H, W), 255, np.uint8)
+    seeds[np.rint(C[:, 3]).astype(int), np.rint(C[:, 4]).astype(int)] = 0
+    dist = cv2.distanceTransform(seeds, cv2.DIST_L2, 3) if len(C) else np.full((H, W), np.inf, np.float32)
+    gaps = grid[dist[grid[:, 3].astype(int), grid[:, 4].astype(int)] > 0.75 * step]
+    C = np.concatenate([C, gaps]) if len(gaps) else C
+    origin = np.concatenate([origin, np.full(len(gaps), -1, np.int64)])
+    rows = np.minimum(ny - 1, (C[:, 3] * ny / H).astype(np.int64))
+    order = np.argsort(rows, kind="stable")
+    C, rows, origin = np.ascontiguousarray(C[order]), rows[order], origin[order]
+    row_start = np.searchsorted(rows, np.arange(ny + 1)).astype(np.int64)
+    seeds[:] = 255
+    seeds[np.rint(C[:, 3]).astype(int), np.rint(C[:, 4]).astype(int)] = 0
+    _, voronoi = cv2.distanceTransformWithLabels(seeds, cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL)
+    index = np.zeros(len(C) + 1, np.int32)  # label of the zero pixel -> centre (duplicates: the last one)
+    index[voronoi[np.rint(C[:, 3]).astype(int), np.rint(C[:, 4]).astype(int)]] = np.arange(len(C), dtype=np.int32)
+    return C, row_start, np.ascontiguousarray(index[voronoi]), origin
 
 
 class SlicStage:
@@ -148,10 +213,23 @@ class SlicStage:
     def apply(self, image: Image, params: SlicParams, ctx: Context) -> Image:
         from artfx.stages import _slic_kernels as K
 
+        t = ctx.temporal
+        carried, keep, prefer = None, None, None
+        if t is not None:
+            keep = []
+            prev = t.state.get("centres")
+            if not t.shot_start and prev is not None and len(prev):
+                carried = prev.copy()  # video: the previous frame's centres and labels, moved by the flow
+                carried[:, 3:5] = t.move(prev[:, 3:5], image.shape[0], image.shape[1])
+                prefer = t.warp(t.state["labels"].astype(np.float32), nearest=True).astype(np.int32)
+                prefer[t.mask_at(*prefer.shape) == 0] = -1
         with K.threads_for(image.shape[0] * image.shape[1]):
             labels, m = segment(
-                image, params.n, params.compactness, params.sigma, params.space == "lab", params.iters
+                image, params.n, params.compactness, params.sigma, params.space == "lab", params.iterations,
+                carried=carried, centres_out=keep, prefer=prefer,
             )
+            if t is not None:
+                t.state["centres"], t.state["labels"] = keep[0]
             ctx.progress(1, 2, segments=m)
             img = np.ascontiguousarray(image, np.float32)
             if params.fill == "median":

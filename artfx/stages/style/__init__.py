@@ -1,11 +1,18 @@
 """style: Gatys neural style transfer on the original (Caffe) VGG-19, coarse to fine, on CPU, CUDA or MPS.
 
     artfx pipeline style photo.jpg -o art.png                       # The Starry Night, 512 px
-    artfx pipeline "style:image=great-wave|the-scream:weights=1|0.5" photo.jpg -o art.png
+    artfx pipeline "style:image=great-wave|the-scream:blend=1|0.5" photo.jpg -o art.png
+    artfx pipeline "slic:n=300,style:image=great-wave|starry-night:regions=labels:content=input" photo.jpg -o a.png
+    artfx pipeline style clip.mp4 -o clip-starry.mp4       # video: each frame starts from the last, warped
     artfx pipeline "quantize:k=2,style:image=great-wave|starry-night:regions=labels" photo.jpg -o art.png
 
 Modules: ``vgg`` (network and weights), ``losses`` (the normalised Gatys losses), ``optimize`` (the loop),
 ``styles`` (built-in paintings), ``regions`` (per-region masks).
+
+Video (Ruder, Dosovitskiy and Brox 2016): after a shot's first frame, each frame starts from the previous result
+warped by the optical flow (the content where the flow is unreliable), at the final size only, with
+``video_iterations`` iterations and a temporal loss (``temporal_weight``) that keeps the pixels the flow sees
+close to the warped previous result.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from artfx.stages.style import styles as _styles
 from artfx.stages.style.vgg import LAYERS, WEIGHTS_CREDIT
 
 DEFAULT_STYLE_LAYERS = ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
+DEFAULT_SIZE = 512  # the result's long side unless size is set: the input's, at most this
 _LAYER_LIST = ", ".join(LAYERS)
 
 
@@ -37,14 +45,23 @@ class Params(BaseParams):
         [_styles.DEFAULT],
         description=f"style image(s): built-in names ({_styles.builtin_names()}) or file paths, '|'-separated",
     )
-    weights: list[float] = Field(
+    blend: list[float] = Field(
         [], description="blend weight of each style image (one per image; empty = equal)"
     )
-    size: int = Field(512, ge=0, le=16384, description="long side of the result in px (0 = the input's size)")
-    iterations: int = Field(100, ge=1, le=100000, description="optimiser iterations at each scale")
+    size: Optional[int] = Field(
+        None, ge=0, le=16384,
+        description="long side of the result in px (default: the input's, at most 512; 0 = the input's size)",
+    )
+    iterations: int = Field(
+        100, ge=1, le=100000, description="optimiser iterations at each scale (the total is this times the scales)"
+    )
     optimizer: Literal["lbfgs", "adam"] = Field("lbfgs", description="optimiser: lbfgs or adam")
     lr: float = Field(0.02, gt=0, le=1, description="Adam's step size, in [0, 1] pixel units (lbfgs ignores it)")
     init: str = Field("content", description="start from: content, noise, or an image file")
+    content: Literal["previous", "input"] = Field(
+        "previous", description="the picture to repaint: the previous step's result, or the pipeline's input "
+        "(e.g. slic labels as regions on the photo itself)"
+    )
     content_weight: float = Field(1.0, ge=0, description="weight of the content loss")
     style_weight: float = Field(100.0, ge=0, description="weight of the style loss (1:100 content:style default)")
     tv_weight: float = Field(0.0, ge=0, description="weight of the total-variation (smoothness) loss")
@@ -66,7 +83,11 @@ class Params(BaseParams):
         [], description="per-style regions: 'labels' (an earlier slic/quantize step) or one mask file per style"
     )
     scales: int = Field(0, ge=0, le=12, description="coarse-to-fine scales (0 = automatic, about sqrt(2) apart)")
-    start_size: int = Field(256, ge=16, le=16384, description="long side of the first (coarsest) scale in px")
+    start_size: int = Field(
+        256, ge=16, le=16384,
+        description="long side of the first (coarsest) scale in px, at most half the result's when that is 128 px "
+        "or more (scales=0)",
+    )
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="network precision: auto (bf16 on CUDA, else fp32), fp32 or bf16"
     )
@@ -74,10 +95,20 @@ class Params(BaseParams):
     vgg: Literal["caffe", "torchvision"] = Field(
         "caffe", description="VGG-19 weights: caffe (original, bundled) or torchvision (only if already cached)"
     )
-    weights_file: Optional[Path] = input_file(None, description="VGG-19 weights file to use instead")
+    vgg_file: Optional[Path] = input_file(None, description="VGG-19 weights file to use instead")
     frames: Optional[Path] = output_dir("directory to write every k-th iterate to as PNG frames")
     gif: Optional[Path] = output_file("animated GIF of every k-th iterate")
     every: int = Field(10, ge=1, le=100000, description="keep every k-th iterate for frames and gif")
+    temporal_weight: float = Field(
+        50.0, ge=0, le=1e6, description="video: weight of the temporal loss that keeps each frame close to the "
+        "previous result moved by the flow (0 = only start from it)"
+    )
+    video_iterations: int = Field(
+        0, ge=0, le=100000, description="video: iterations for each frame after a shot's first, at the final size "
+        "only (0 = half of iterations)"
+    )
+
+    aliases = {"weights": "blend", "weights_file": "vgg_file"}  # 0.1's names, accepted until 0.3
 
     @field_validator("image")
     @classmethod
@@ -88,7 +119,7 @@ class Params(BaseParams):
             _styles.resolve(name)  # raises a ValueError that lists the built-in names
         return v
 
-    @field_validator("weights", "layer_weights")
+    @field_validator("blend", "layer_weights")
     @classmethod
     def _non_negative(cls, v: list[float]) -> list[float]:
         if any(w < 0 for w in v) or (v and sum(v) <= 0):
@@ -128,9 +159,9 @@ class Params(BaseParams):
 
     @model_validator(mode="after")
     def _lengths(self) -> "Params":
-        if self.weights and len(self.weights) != len(self.image):
+        if self.blend and len(self.blend) != len(self.image):
             raise ValueError(
-                f"weights has {len(self.weights)} values for {len(self.image)} style image(s); give one per image"
+                f"blend has {len(self.blend)} values for {len(self.image)} style image(s); give one per image"
             )
         if self.layer_weights and len(self.layer_weights) != len(self.style_layers):
             raise ValueError(
@@ -149,7 +180,7 @@ def setup_from(params: Params):
     from artfx.stages.style.optimize import Setup
 
     return Setup(
-        size=params.size,
+        size=params.size if params.size is not None else -DEFAULT_SIZE,
         iterations=params.iterations,
         optimizer=params.optimizer,
         lr=params.lr,
@@ -167,10 +198,12 @@ def setup_from(params: Params):
         start_size=params.start_size,
         precision=params.precision,
         vgg=params.vgg,
-        weights_file=str(params.weights_file) if params.weights_file else None,
+        weights_file=str(params.vgg_file) if params.vgg_file else None,
         pool=params.pool,
         every=params.every if (params.frames or params.gif) else 0,
-        style_weights=tuple(params.weights),
+        style_weights=tuple(params.blend),
+        temporal_weight=params.temporal_weight,
+        video_iterations=params.video_iterations or max(1, params.iterations // 2),
     )
 
 
@@ -205,7 +238,8 @@ class StyleStage:
         from artfx.io.write import encode_image, gif_writer, to_u8
         from artfx.stages.style import optimize, regions
 
-        content = np.clip(np.asarray(image, dtype=np.float32), 0, 1)
+        source = ctx.input_image if params.content == "input" and ctx.input_image is not None else image
+        content = np.clip(np.asarray(source, dtype=np.float32), 0, 1)
         style_images = [ctx.read_image(_styles.resolve(n)).rgb for n in params.image]
         masks = regions.build_masks(params.regions, content, len(style_images), ctx.get("labels"),
                                     read=lambda p: ctx.read_image(p).rgb)
@@ -229,11 +263,21 @@ class StyleStage:
         def report(done: int, total: int, loss: float) -> None:
             ctx.progress(done, total, loss=loss)
 
-        sizes = optimize.scale_sizes(content.shape[0], content.shape[1], params.size, params.start_size, params.scales)
-        ctx.log.info(
-            "style: %s on %s, scales %s, %d iterations each",
-            ", ".join(params.image), device, " ".join(f"{w}x{h}" for h, w in sizes), params.iterations,
-        )
+        sizes = optimize.scale_sizes(content.shape[0], content.shape[1], setup.size, params.start_size,
+                                     params.scales)
+        t = ctx.temporal
+        previous = None
+        if t is not None and not t.shot_start and t.prev_output is not None:
+            out_h, out_w = sizes[-1]
+            if t.prev_output.shape[:2] == (out_h, out_w):  # video: the previous result, moved by the flow
+                previous = (t.warp(t.prev_output), t.mask_at(out_h, out_w))
+        if t is None or t.index == 0:
+            ctx.log.info("style: %s on %s, scales %s, %d iterations each", ", ".join(params.image), device,
+                         " ".join(f"{w}x{h}" for h, w in sizes), params.iterations)
+            (h, w), (ih, iw) = sizes[-1], content.shape[:2]
+            if max(h, w) < max(ih, iw):
+                ctx.log.warning("style: the result is %dx%d px, smaller than the %dx%d input (set style's size, "
+                                "or size=0 for the input's size)", w, h, iw, ih)
         try:
             out = optimize.transfer(
                 content,
@@ -246,6 +290,7 @@ class StyleStage:
                 report=report,
                 on_frame=on_frame if setup.every else None,
                 on_best=ctx.checkpoint,
+                previous=previous,
             )
         except optimize.OutOfMemory as exc:
             raise StageError(

@@ -80,6 +80,13 @@ def tv_loss(x):
     return loss
 
 
+def temporal_loss(x, target, mask):
+    """Ruder et al.'s temporal loss: the mean squared difference between ``x`` and the previous result warped to
+    this frame, over the pixels the flow sees (``mask`` (1, 1, H, W) in {0, 1}) and the channels."""
+    diff = (x.float() - target).pow(2) * mask
+    return diff.sum() / (mask.sum() * x.shape[1]).clamp_min(1.0)
+
+
 def downsample_mask(mask, size, pool: str = "max"):
     """Resample a (1, 1, H, W) mask to a layer's (h, w) the way the network shrinks its maps (2x2 pooling)."""
     import torch.nn.functional as F

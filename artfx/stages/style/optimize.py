@@ -44,8 +44,10 @@ class Setup:
     weights_file: str | None = None
     pool: str = "max"
     every: int = 0
-    checkpoint_every: int = 10
+    checkpoint_every: int = 1  # the best image so far goes to on_best after every iteration (Ctrl-C keeps it)
     style_weights: tuple = ()
+    temporal_weight: float = 50.0
+    video_iterations: int = 50
 
 
 class OutOfMemory(Exception):
@@ -60,9 +62,9 @@ class OutOfMemory(Exception):
 def scale_sizes(h: int, w: int, size: int, start_size: int, scales: int) -> list[tuple[int, int]]:
     """(H, W) of each scale, coarse to fine. ``scales=0``: automatic, from ``start_size`` (at most half the target
     when the target is 128 px or more) up to the target long side in steps of about sqrt(2). ``scales=1``: the
-    target size only."""
+    target size only. ``size``: the result's long side; 0: the input's; negative: the input's, at most -size."""
     long = max(h, w)
-    target = size or long
+    target = min(long, -size) if size < 0 else (size or long)
     start = min(start_size, target)
     if scales == 0:
         if target >= 128:  # coarse to fine even for small targets: start at most at half the size
@@ -139,10 +141,11 @@ def match_luminance(style_y: np.ndarray, content_y: np.ndarray) -> np.ndarray:
 class Objective:
     """The weighted Gatys loss for one scale: targets computed once, ``__call__(x)`` differentiable in x."""
 
-    def __init__(self, net, setup: Setup, content, styles, style_weights, masks, autocast):
+    def __init__(self, net, setup: Setup, content, styles, style_weights, masks, autocast, temporal=None):
         import torch
 
         self.net, self.setup, self.autocast = net, setup, autocast
+        self.temporal = temporal  # video: (previous result warped, mask, weight), Ruder et al.'s temporal loss
         self.stat = losses.style_statistic(setup.loss)
         self.layers = tuple(dict.fromkeys(setup.content_layers + setup.style_layers))
         lw = list(setup.layer_weights) or [1.0] * len(setup.style_layers)
@@ -210,6 +213,9 @@ class Objective:
                         total = total + (sw * lw * w) * losses.relative_error(stat, *tgt[l])
         if s.tv_weight:
             total = total + s.tv_weight * losses.tv_loss(x)
+        if self.temporal is not None:
+            target, mask, weight = self.temporal
+            total = total + weight * losses.temporal_loss(x, target, mask)
         return total
 
 
@@ -255,11 +261,16 @@ def transfer(
     report: Callable[[int, int, float], None] | None = None,
     on_frame: Callable[[int, np.ndarray], None] | None = None,
     on_best: Callable[[np.ndarray], None] | None = None,
+    previous: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Repaint ``content`` (float32 (H, W, 3) in [0, 1]) in the style of ``styles``; returns the result at the
     target size. ``report(done, total, loss)`` after every iteration, ``on_frame(done, image)`` every
     ``setup.every`` iterations, ``on_best(image)`` every ``setup.checkpoint_every`` iterations with the best
-    image so far (all images at the output size, float32 in [0, 1])."""
+    image so far (all images at the output size, float32 in [0, 1]).
+
+    ``previous``: a video frame after a shot's first: (the previous result warped to this frame, at the output
+    size; the flow's validity mask there). Then only the final scale runs, ``setup.video_iterations`` times,
+    from the warped result (the content where the mask is 0), with the temporal loss."""
     import torch
 
     device = torch.device(device or "cpu")
@@ -272,6 +283,11 @@ def transfer(
 
     sizes = scale_sizes(content.shape[0], content.shape[1], setup.size, setup.start_size, setup.scales)
     out_hw = sizes[-1]
+    iterations = setup.iterations
+    temporal = None
+    if previous is not None:
+        sizes, iterations = [out_hw], setup.video_iterations
+        warped, valid = previous
     style_weights = list(setup.style_weights) or [1.0] * len(styles)
 
     gray = setup.colors == "keep"
@@ -297,7 +313,11 @@ def transfer(
             return keep_colors(img[..., 0], content_out)
         return img.astype(np.float32, copy=True)
 
-    total_its = setup.iterations * len(sizes)
+    if previous is not None:
+        prev_t = to_tensor(luminance(warped)[..., None] if gray else warped)
+        mask_t = torch.from_numpy(np.ascontiguousarray(valid, dtype=np.float32))[None, None]
+        temporal = (prev_t.to(device), mask_t.to(device), setup.temporal_weight)
+    total_its = iterations * len(sizes)
     done = 0
     x = None
     best_x = None
@@ -310,11 +330,14 @@ def transfer(
             long = max(1, round(max(hw) * setup.style_scale))
             st = [resize_long(s, long).to(device).contiguous(memory_format=memfmt) for s in styles_full]
             ms = [resize(m[None], hw).to(device) for m in masks_full] if masks_full is not None else None
-            objective = Objective(net, setup, c, st, style_weights, ms, autocast)
+            objective = Objective(net, setup, c, st, style_weights, ms, autocast, temporal)
             del st
             # initial image for this scale
             if k == 0:
-                if init_image is not None:
+                if temporal is not None:  # the previous result where the flow sees it, the content elsewhere
+                    m = temporal[1]
+                    x0 = (m * temporal[0] + (1 - m) * (c[:, :1] if gray else c)).clamp(0, 1)
+                elif init_image is not None:
                     init = to_tensor(luminance(init_image)[..., None] if gray else init_image)
                     x0 = resize(init, hw).to(device)
                 elif setup.init == "noise":
@@ -348,7 +371,7 @@ def transfer(
                     best[0], best[1] = value, x.detach().clone()
                 return loss * gain
 
-            for _ in range(setup.iterations):
+            for _ in range(iterations):
                 loss = opt.step(closure)
                 if setup.optimizer == "adam":
                     with torch.no_grad():
