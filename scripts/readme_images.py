@@ -2,8 +2,8 @@
 
     .venv/bin/python scripts/readme_images.py
 
-The style pictures (docs/style-*.jpg) were made with the style stage: the example at 512 px with 50 iterations
-per scale, the ratio grid at 256 px with 80 per scale and style_weight 10, 100 and 1000.
+The style example (docs/style-example.jpg) was made with the style stage at 512 px and 50 iterations per scale;
+the ratio grid (docs/style-ratios.jpg) with `artfx sweep`, as the README shows.
 """
 
 from __future__ import annotations
