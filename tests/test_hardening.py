@@ -302,3 +302,37 @@ def test_a_run_that_cannot_fit_is_refused_before_any_work(cli, photo, tmp_path):
         assert r.returncode == 0, r.err
     finally:
         registry.refresh(forget_registered=True)
+
+
+def test_huge_style_and_primitive_sizes_are_refused_before_any_work(cli, photo, tmp_path):
+    from artfx.resources import available_host
+
+    r = cli("pipeline", "style:size=16384:scales=1", photo, "-o", tmp_path / "o.png", "--device", "cpu")
+    assert r.returncode == 2 and "step 1 (style): size=16384 needs about" in one_error(r)
+    needed = 32768 * 24576 * 3 * (8 + 4 + 4)  # the float64 canvas and two float32 copies at 32768 x 24576
+    if available_host() > needed:
+        pytest.skip("this machine has the memory for a 32768 px primitive canvas")
+    r = cli("pipeline", "primitive:output_size=32768", photo, "-o", tmp_path / "o.png")
+    assert r.returncode == 2 and "output_size=32768 needs about" in one_error(r)
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_the_output_suffix_chooses_the_format_even_svg(cli, photo, tmp_path):
+    r = cli("primitive", photo, "-n", "5", "--restarts", "2", "--candidates", "20", "--refine", "0",
+            "-o", tmp_path / "shapes.svg")
+    assert r.returncode == 0, r.err
+    svg = (tmp_path / "shapes.svg").read_text()
+    assert svg.startswith("<svg") and svg.count("<polygon") == 5
+    r = cli("quantize", photo, "-k", "5", "-o", tmp_path / "poster.gif")
+    assert r.returncode == 0, r.err
+    with Image.open(tmp_path / "poster.gif") as im:
+        assert im.format == "GIF" and len(im.convert("RGB").getcolors()) == 5
+    assert cli("quantize", photo, "-k", "5", "-o", tmp_path / "poster.png").returncode == 0
+    with Image.open(tmp_path / "poster.png") as im:
+        assert im.mode == "P"  # a quantized picture is an indexed PNG
+    r = cli("quantize", photo, "-k", "5", "-o", tmp_path / "q.jpg", "--quality", "40")
+    small = (tmp_path / "q.jpg").stat().st_size
+    cli("quantize", photo, "-k", "5", "-o", tmp_path / "q.jpg", "--quality", "100")
+    assert r.returncode == 0 and small < (tmp_path / "q.jpg").stat().st_size
+    r = cli("slic", photo, "-o", tmp_path / "s.svg")
+    assert r.returncode == 2 and "'.svg' is not an image format" in one_error(r)

@@ -16,7 +16,7 @@ from artfx.stages.primitive import stage
 from artfx.stages.primitive.shapes import KINDS
 from artfx.testing import check_stage, sample_image
 
-FAST = {"restarts": 2, "candidates": 10, "failures": 10}
+FAST = {"restarts": 2, "candidates": 10, "failures": 10, "refine": 10, "refine_every": 4}
 
 
 def run(image, seed=7, **params):
@@ -107,8 +107,10 @@ def test_colour_solve_is_exact_least_squares(shape):
 def test_error_never_increases_and_matches_the_picture():
     img = sample_image(24, 32, seed=1)
     out, ctx, progress = run(img, n=15, alpha=0.0)
+    done = [d for d, _, _ in progress]
     rm = [m for _, _, m in progress]
-    assert [d for d, _, _ in progress] == list(range(1, 16))
+    assert done[:15] == list(range(1, 16))  # one step per shape, then the final refinement's steps
+    assert all(b > a for a, b in zip(done, done[1:])) and progress[-1][1] == done[-1] == 15 + FAST["refine"]
     assert all(b <= a + 1e-9 for a, b in zip(rm, rm[1:]))
     flat = rmse255(np.broadcast_to(img.reshape(-1, 3).mean(0), img.shape), img)
     assert rm[-1] < 0.7 * flat
@@ -283,6 +285,8 @@ def test_torch_batch_scoring_agrees_with_numba():
     ({"alpha": 1.5}, "less than or equal to 1"),
     ({"background": "red"}, "#rrggbb"),
     ({"method": "anneal"}, "hill"),
+    ({"refine": -1}, "greater than or equal to 0"),
+    ({"time": -2}, "greater than or equal to 0"),
 ])
 def test_bad_parameters_are_refused_clearly(bad, words):
     with pytest.raises(ValidationError) as err:
@@ -311,4 +315,6 @@ def test_command_line_writes_picture_svg_and_gif(photo, tmp_path):
     with Image.open(gif) as im:
         assert im.n_frames >= 2
     bad = run_cli("primitive", str(photo), "-n", "0", "-o", str(tmp_path / "x.png"))
-    assert bad.returncode == 2 and b"n" in bad.stderr
+    assert bad.returncode == 2
+    assert bad.stderr.decode().strip() == ("artfx: error: primitive: n=0: Input should be greater than or equal "
+                                           "to 1 (allowed range 1..100000)")

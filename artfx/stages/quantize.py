@@ -256,7 +256,9 @@ class QuantizeStage:
 
     def apply(self, image: Image, params: QuantizeParams, ctx: Context) -> Image:
         from artfx.stages import _quantize_kernels as K
+        from artfx.stages._kernels import first_run_notice
 
+        first_run_notice(K.__file__, ctx.log, "quantize")
         with K.threads_for(image.shape[0] * image.shape[1]):
             return self._apply(image, params, ctx)
 

@@ -212,7 +212,9 @@ class SlicStage:
 
     def apply(self, image: Image, params: SlicParams, ctx: Context) -> Image:
         from artfx.stages import _slic_kernels as K
+        from artfx.stages._kernels import first_run_notice
 
+        first_run_notice(K.__file__, ctx.log, "slic")
         t = ctx.temporal
         carried, keep, prefer = None, None, None
         if t is not None:

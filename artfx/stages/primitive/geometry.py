@@ -298,3 +298,113 @@ def mutate_batch(seed, parents, per_parent, W, H, spread):
             ps[i, :] = par
         outline(ps[i], ols[i])
     return ps, ols
+
+
+@njit(cache=True, nogil=True)
+def _ellipse_grad(rx, ry, th, gol, gp, i_rx, i_ry, i_th):
+    c, s = math.cos(th), math.sin(th)
+    ix, iy = 1.0 / (rx * rx), 1.0 / (ry * ry)
+    g_ix = gol[3] * c * c + gol[4] * c * s + gol[5] * s * s
+    g_iy = gol[3] * s * s - gol[4] * c * s + gol[5] * c * c
+    gp[i_rx] += g_ix * -2.0 / (rx * rx * rx)
+    gp[i_ry] += g_iy * -2.0 / (ry * ry * ry)
+    if i_th > 0:
+        gp[i_th] += (ix - iy) * (-2.0 * c * s * gol[3] + (c * c - s * s) * gol[4] + 2.0 * c * s * gol[5])
+
+
+@njit(cache=True, nogil=True)
+def outline_grad(p, gol, gp):
+    """Chain rule through ``outline``: add d loss / d p to ``gp`` given d loss / d outline ``gol``."""
+    kind = int(p[0])
+    if kind == TRIANGLE:
+        for i in range(6):
+            gp[1 + i] += gol[2 + i]
+        gp[5] += gol[8]
+        gp[6] += gol[9]
+    elif kind == POLYGON:
+        for i in range(8):
+            gp[1 + i] += gol[2 + i]
+    elif kind == RECTANGLE:
+        g_x0, g_x1 = gol[2] + gol[8], gol[4] + gol[6]
+        g_y0, g_y1 = gol[3] + gol[5], gol[7] + gol[9]
+        if p[1] <= p[3]:
+            gp[1] += g_x0
+            gp[3] += g_x1
+        else:
+            gp[3] += g_x0
+            gp[1] += g_x1
+        if p[2] <= p[4]:
+            gp[2] += g_y0
+            gp[4] += g_y1
+        else:
+            gp[4] += g_y0
+            gp[2] += g_y1
+    elif kind == ROT_RECT:
+        c, s = math.cos(p[5]), math.sin(p[5])
+        for i in range(4):
+            su = 1.0 if (i == 1 or i == 2) else -1.0
+            sv = 1.0 if i >= 2 else -1.0
+            u, v = su * p[3], sv * p[4]
+            gx, gy = gol[2 + 2 * i], gol[3 + 2 * i]
+            gp[1] += gx
+            gp[2] += gy
+            gp[3] += gx * su * c + gy * su * s
+            gp[4] += -gx * sv * s + gy * sv * c
+            gp[5] += gx * (-u * s - v * c) + gy * (u * c - v * s)
+    elif kind == ELLIPSE or kind == ROT_ELLIPSE or kind == CIRCLE:
+        gp[1] += gol[1]
+        gp[2] += gol[2]
+        if kind == CIRCLE:
+            tmp = np.zeros(NP)
+            _ellipse_grad(p[3], p[3], 0.0, gol, tmp, 3, 4, 0)
+            gp[3] += tmp[3] + tmp[4]
+        elif kind == ELLIPSE:
+            _ellipse_grad(p[3], p[4], 0.0, gol, gp, 3, 4, 0)
+        else:
+            _ellipse_grad(p[3], p[4], p[5], gol, gp, 3, 4, 5)
+    else:  # BEZIER
+        hw = 0.5 * p[7]
+        gpt = np.zeros((BEZIER_SEGMENTS + 1, 2))  # gradients of the curve points
+        px, py = p[1], p[2]
+        for i in range(BEZIER_SEGMENTS):
+            t = (i + 1) / BEZIER_SEGMENTS
+            u = 1.0 - t
+            qx = u * u * p[1] + 2 * u * t * p[3] + t * t * p[5]
+            qy = u * u * p[2] + 2 * u * t * p[4] + t * t * p[6]
+            b = 2 + 8 * i
+            g0x, g0y, g1x, g1y = gol[b], gol[b + 1], gol[b + 2], gol[b + 3]
+            g2x, g2y, g3x, g3y = gol[b + 4], gol[b + 5], gol[b + 6], gol[b + 7]
+            gpt[i, 0] += g0x + g3x
+            gpt[i, 1] += g0y + g3y
+            gpt[i + 1, 0] += g1x + g2x
+            gpt[i + 1, 1] += g1y + g2y
+            gnx, gny = g0x + g1x - g2x - g3x, g0y + g1y - g2y - g3y
+            dx, dy = qx - px, qy - py
+            ln2 = dx * dx + dy * dy
+            if ln2 > 1e-18:
+                ln = math.sqrt(ln2)
+                l3 = ln2 * ln
+                gp[7] += 0.5 * (gnx * -dy / ln + gny * dx / ln)
+                gdx = hw * (gnx * dy * dx / l3 + gny * dy * dy / l3)
+                gdy = hw * (-gnx * dx * dx / l3 - gny * dx * dy / l3)
+                gpt[i + 1, 0] += gdx
+                gpt[i + 1, 1] += gdy
+                gpt[i, 0] -= gdx
+                gpt[i, 1] -= gdy
+            px, py = qx, qy
+        for i in range(BEZIER_SEGMENTS + 1):
+            t = i / BEZIER_SEGMENTS
+            u = 1.0 - t
+            for d in range(2):
+                gp[1 + d] += u * u * gpt[i, d]
+                gp[3 + d] += 2 * u * t * gpt[i, d]
+                gp[5 + d] += t * t * gpt[i, d]
+
+
+@njit(cache=True, nogil=True)
+def outlines_grad(ps, gols):
+    """``outline_grad`` for every shape: (N, NP) gradients."""
+    gp = np.zeros(ps.shape)
+    for i in range(ps.shape[0]):
+        outline_grad(ps[i], gols[i], gp[i])
+    return gp

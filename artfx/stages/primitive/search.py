@@ -117,6 +117,12 @@ class Canvas:
         k.build_prefix(self.target, self.cur, self.pref, 0, self.H)
         self.sse = float(((self.target - self.cur) ** 2).sum())
 
+    def reset(self, picture: np.ndarray) -> None:
+        """Start again from ``picture`` (the render of a changed shape list)."""
+        self.cur[:] = picture
+        k.build_prefix(self.target, self.cur, self.pref, 0, self.H)
+        self.sse = float(((self.target - self.cur) ** 2).sum())
+
     @property
     def rmse(self) -> float:
         return math.sqrt(max(self.sse, 0.0) / (self.H * self.W * 3)) * 255.0

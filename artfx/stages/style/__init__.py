@@ -225,6 +225,23 @@ class StyleStage:
             ("built-in styles", _styles.builtin_names()),
         ]
 
+    def out_shape(self, params: Params, shape: tuple[int, int]) -> tuple[int, int]:
+        from artfx.stages.style.optimize import scale_sizes
+
+        size = params.size if params.size is not None else -DEFAULT_SIZE
+        return scale_sizes(shape[0], shape[1], size, params.start_size, params.scales)[-1]
+
+    def memory(self, params: Params, shape: tuple[int, int], device: str):
+        """VGG-19's activations and their gradients at the largest scale, about 5.6 kB per pixel in float32
+        (optimize._estimate_fits), on the device; the content, result and style images on the host."""
+        from artfx.resources import Need, image_bytes
+
+        h, w = self.out_shape(params, shape)
+        style_pixels = (max(h, w) * params.style_scale) ** 2
+        device_bytes = int((h * w + style_pixels) * 1400 * 4)
+        host = image_bytes(shape, 2) + image_bytes((h, w), 4) + 32 * 2**20  # the network's weights
+        return Need(host=host, device=device_bytes, why=f"size={max(h, w)}")
+
     def reads(self, params: Params) -> list[Path]:
         """Every file this step reads: style images, masks, the init image (protected like the input)."""
         files = [_styles.resolve(n) for n in params.image]
