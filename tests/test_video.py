@@ -183,6 +183,7 @@ def one_torch_thread():
     ("quantize:k=6", 0.5),
     ("slic:n=60", 0.8),
     ("style:size=48:iterations=6:video_iterations=4:image=great-wave", 0.6),
+    ("primitive:n=30:candidates=30:restarts=2:refine=20:work_size=48", 0.6),
 ])
 def test_temporal_mode_lowers_the_warping_error(cli, tmp_path, spec, ratio, one_torch_thread):
     frames = pan_frames(8, w=96, h=64)

@@ -19,9 +19,9 @@ A stage uses it like this (quantize keeps one palette per shot)::
 ``state`` values must be numpy arrays or plain numbers/strings: they are saved with the finished frames so that
 an interrupted job continues exactly where it stopped.
 
-Built-in stages: style, quantize and slic use this view; primitive does not yet (it is being reworked: its temporal
-mode, the previous frame's shapes as the start, refined and topped up, belongs with that work) and runs frame by
-frame, as any stage that ignores ``ctx.temporal`` does.
+Built-in stages: all four use this view (primitive: the previous frame's shapes moved by the flow as the start,
+refined together and topped up; see artfx.stages.primitive.temporal). A stage that ignores ``ctx.temporal``
+runs frame by frame.
 """
 
 from __future__ import annotations

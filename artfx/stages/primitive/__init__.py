@@ -194,6 +194,12 @@ class _Primitive:
             painter.device = ctx.torch_device()
             painter.scorer = TorchSearch(painter.canvas, painter.device)
             ctx.log.info("primitive: scoring candidates and refining on %s", painter.device)
+        if ctx.temporal is not None:  # a video frame: start from the previous frame's shapes, moved by the flow
+            from artfx.stages.primitive import temporal
+
+            start = temporal.carried(ctx.temporal, (W, H))
+            if start:
+                painter.start_from(start)
         what = f"for {params.time:g} s" if params.time else f"{params.n} x {params.shape}"
         ctx.log.info("primitive: searching %s at %dx%d px, output %dx%d px", what, W, H, Wo, Ho)
         # Ctrl-C: the shapes accepted so far are drawn at the output size and every side output is written before
@@ -208,6 +214,10 @@ class _Primitive:
             if pool is not None:
                 pool.shutdown()
         shapes = painter.shapes
+        if ctx.temporal is not None:
+            from artfx.stages.primitive import temporal
+
+            temporal.keep(ctx.temporal, shapes)
         if not interrupted and params.n > len(shapes) and not params.time:
             ctx.log.info("primitive: %d of %d shapes kept (no other shape lowered the error)", len(shapes),
                          params.n)

@@ -118,6 +118,11 @@ class Painter:
         if self.scorer is not None:
             self.scorer.sync()
 
+    def start_from(self, items: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        """Begin with these shapes instead of an empty canvas (a video's previous frame): the search tops them up
+        to ``n`` and the refinement moves them all."""
+        self._set(list(items), render.render(items, self.bg, (self.W, self.H)))
+
     # ---- the whole run ------------------------------------------------------------------------------------
     def paint(self, rng, budget: float = 0.0) -> None:
         """Place ``params.n`` shapes (with a ``budget`` in seconds: as many as its search share allows), refining
