@@ -11,7 +11,7 @@ OUT    := demo-out
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,web]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,web,ray]'
 	$(BIN)/python -m artfx.stages.warmup
 	touch $(STAMP)
 

@@ -46,6 +46,16 @@ class RunOptions(Params):
                                    "19, VP9 CRF 24).")
     work_dir: Optional[str] = Field(None, description="Where a video's finished frames wait (default: "
                                     ".NAME.artfx-work beside the output); the same command continues from there.")
+    executor: Literal["local", "ray"] = Field(
+        "local", description="Where the work runs: in this process (local), or spread over the workers of a Ray "
+        "cluster (ray: a batch's files, a sweep's cells, a video's chunks; pip install 'artfx[ray]').")
+    ray_address: Optional[str] = Field(
+        None, description="With --executor ray: the cluster to use. Default: start a Ray instance on this machine; "
+        "auto: the cluster this machine belongs to; host:port or ray://host:port: a remote one.",
+        json_schema_extra={"metavar": "host:port|auto|ray://host:port"})
+    resume: Optional[bool] = Field(
+        None, description="Batches: skip outputs an earlier run finished. Default: those made by the same recipe "
+        "(with a message); --resume: every output already there; --no-resume: make them all again.")
     force: bool = Field(False, description="Allow overwriting an input file.")
     allow_huge: bool = Field(False, description="Lift the decompression-bomb guard and the memory estimate's "
                              "limit.")

@@ -281,9 +281,15 @@ def run_batch(pipeline: Pipeline, inputs: list[Path], out_dir: Path, opts: RunOp
               on_file: Callable[[Path, Path, Exception | None], None] | None = None,
               on_saved: Callable[[Path], None] | None = None) -> list[tuple[Path, str]]:
     """Run on every input; a file that fails is reported and the others still run. Returns the failures."""
-    plans = plan_batch(pipeline, inputs, out_dir, opts)
+    from artfx.executors.resume import pending
+
+    plans = pending(plan_batch(pipeline, inputs, out_dir, opts), opts)  # outputs an earlier run finished: skipped
+    if opts.executor == "ray" and plans:  # the files spread over a Ray cluster's workers
+        from artfx.executors.batch import run_plans
+
+        return [(src, str(exc)) for src, exc in run_plans(plans, opts, on_progress, on_file, on_saved)]
     failures = []
-    for plan in plans:
+    for done, plan in enumerate(plans, 1):
         try:
             Path(plan.dest).parent.mkdir(parents=True, exist_ok=True)
             run_plan(plan, opts, on_progress, on_saved)
@@ -300,6 +306,8 @@ def run_batch(pipeline: Pipeline, inputs: list[Path], out_dir: Path, opts: RunOp
             failures.append((Path(plan.src), str(exc)))
             if on_file:
                 on_file(Path(plan.src), Path(plan.dest), exc)
+        if on_progress is not None:
+            on_progress("files", done, len(plans), {})
     return failures
 
 
@@ -323,7 +331,10 @@ def execute(pipeline: Pipeline, inputs: list[str], output: str | None, opts: Run
         check_name(item, "input" if item != output else "output")
     if output == STDIO:
         stdout_buffer()  # closed standard output: said now, not after the work
-    if opts.device not in ("auto", "cpu"):  # an absent GPU is a usage error now, not after earlier steps
+    from artfx import executors
+
+    executors.check(opts)
+    if opts.device not in ("auto", "cpu") and opts.executor == "local":  # an absent GPU: a usage error now
         from artfx.devices import resolve_device
 
         resolve_device(opts.device)
@@ -335,6 +346,19 @@ def execute(pipeline: Pipeline, inputs: list[str], output: str | None, opts: Run
 
         _check_reads(pipeline)
         run_sequence(pipeline, paths, output, opts, inputs_of(pipeline, list(paths)), on_progress, on_file)
+        return
+    if not batch and opts.executor == "ray":  # one file, on a worker of the cluster (a GPU this machine lacks)
+        from artfx.executors.batch import run_plans
+
+        if str(paths[0]) != STDIO and not paths[0].exists():
+            raise InputError(f"input {str(paths[0])!r} does not exist")
+        _check_reads(pipeline)
+        plan = Plan(paths[0], output, pipeline, inputs_of(pipeline, [paths[0]]))
+        plan_outputs(plan, opts.depth, opts.force)
+        for _, exc in run_plans([plan], opts, on_progress, None, on_saved):
+            raise exc
+        if on_file:
+            on_file(paths[0], Path(output), None)
         return
     if not batch:
         run_file(pipeline, paths[0], output, opts, on_progress, on_saved=on_saved)

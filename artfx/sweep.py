@@ -184,11 +184,19 @@ def run_sweep(raw: list, src: str, varies: list[Vary], output: str, opts, sets: 
         rgb, _ = resize_long_side(rgb, opts.max_size)
     rows = grid(varies)
     flat = [c for row in rows for c in row]
+    from artfx.executors import check, ray_cells
+
+    check(opts)
+    remote = ray_cells([p for _, p in built], src, opts, on_progress) if opts.executor == "ray" else None
     for index, ((_, pipeline), cell) in enumerate(zip(built, flat)):
-        run = Run(seed=opts.seed, device=opts.device, depth=opts.depth, allow_huge=opts.allow_huge,
-                  force=opts.force, protected=protected, on_progress=on_progress)
-        cell.image = pipeline.run(rgb, Context(run=run))
-        cell.recipe = make_recipe(pipeline, opts, run.resolved_device or "cpu", source)
+        if remote is not None:  # computed by the workers of a Ray cluster (artfx.executors)
+            cell.image, device = remote[index]
+        else:
+            run = Run(seed=opts.seed, device=opts.device, depth=opts.depth, allow_huge=opts.allow_huge,
+                      force=opts.force, protected=protected, on_progress=on_progress)
+            cell.image = pipeline.run(rgb, Context(run=run))
+            device = run.resolved_device or "cpu"
+        cell.recipe = make_recipe(pipeline, opts, device, source)
         if cells_dir:
             Path(cells_dir).mkdir(parents=True, exist_ok=True)
             write_image(Path(cells_dir) / cell_name(index, cell), cell.image,

@@ -21,7 +21,8 @@ log = logging.getLogger("artfx")
 def run_options(kw: dict[str, Any], settings: dict[str, Any] | None = None) -> RunOptions:
     """The run options: the command line's where given, else the TOML ``[run]`` table's, else the defaults."""
     values = dict(settings or {})
-    values.update({k: kw[k] for k in RunOptions.model_fields if kw.get(k) is not None and kw.get(k) is not False})
+    values.update({k: kw[k] for k in RunOptions.model_fields if kw.get(k) is not None
+                   and (kw.get(k) is not False or RunOptions.model_fields[k].default is None)})  # --no-x
     return RunOptions.build(where="--", **values)
 
 

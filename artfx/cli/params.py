@@ -84,7 +84,7 @@ def run_option_specs() -> list[Spec]:
         None, "-o", "--output", metavar="<file|dir|->", help="Output image (its format follows the suffix; PNG "
         "keeps the recipe), a directory for several inputs, or - for standard output."))]
     for name, info in RunOptions.model_fields.items():
-        switch = unwrap_optional(info.annotation) is bool
+        switch = unwrap_optional(info.annotation) is bool and info.default is not None  # None: --x/--no-x
         typ, option = field_option(name, info, switch=switch)
         specs.append((name, typ, option))
     specs += [

@@ -294,7 +294,12 @@ def run_sequence(pipeline, paths: list[Path], output: str, opts, protected: tupl
                  on_file: Callable[[Path, Path, Exception | None], None] | None = None) -> dict:
     """Run ``pipeline`` on every frame of ``paths`` (one video or GIF, or several photos) and write ``output``."""
     job = Job(pipeline, paths, output, opts, protected)
-    recipe = job.run(on_progress)
+    if getattr(opts, "executor", "local") == "ray":  # chunks on a Ray cluster's workers (artfx.executors)
+        from artfx.executors.chunks import ray_run
+
+        recipe = ray_run(job, on_progress)
+    else:
+        recipe = job.run(on_progress)
     if on_file is not None:
         on_file(paths[0], job.dest, None)
     return recipe
