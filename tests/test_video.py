@@ -182,8 +182,9 @@ def one_torch_thread():
 @pytest.mark.parametrize("spec, ratio", [
     ("quantize:k=6", 0.5),
     ("slic:n=60", 0.8),
-    ("style:size=48:iterations=6:video_iterations=4:image=great-wave", 0.6),
-    ("primitive:n=30:candidates=30:restarts=2:refine=20:work_size=48", 0.6),
+    # measured on this clip: quantize 0.01, slic 0.10, style 0.55, primitive 0.49 (margins for other machines)
+    ("style:size=48:iterations=6:video_iterations=4:image=great-wave", 0.75),
+    ("primitive:n=30:candidates=30:restarts=2:refine=20:work_size=48", 0.7),
 ])
 def test_temporal_mode_lowers_the_warping_error(cli, tmp_path, spec, ratio, one_torch_thread):
     frames = pan_frames(8, w=96, h=64)
