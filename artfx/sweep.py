@@ -182,6 +182,11 @@ def run_sweep(raw: list, src: str, varies: list[Vary], output: str, opts, sets: 
     rgb = picture.rgb
     if opts.max_size:
         rgb, _ = resize_long_side(rgb, opts.max_size)
+    if not opts.allow_huge:  # every cell's memory, before any work (a cell with style:size=16384 is refused now)
+        from artfx import resources
+
+        for _, pipeline in built:
+            resources.check(pipeline, rgb.shape[:2], opts.device, held=rgb.nbytes * 2)
     rows = grid(varies)
     flat = [c for row in rows for c in row]
     from artfx.executors import check, ray_cells

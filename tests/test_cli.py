@@ -4,7 +4,6 @@ itself is what is tested (imports, signals, binary standard output): there it ru
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys

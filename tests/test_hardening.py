@@ -336,3 +336,15 @@ def test_the_output_suffix_chooses_the_format_even_svg(cli, photo, tmp_path):
     assert r.returncode == 0 and small < (tmp_path / "q.jpg").stat().st_size
     r = cli("slic", photo, "-o", tmp_path / "s.svg")
     assert r.returncode == 2 and "'.svg' is not an image format" in one_error(r)
+
+
+def test_primitive_s_working_size_is_work_size_and_size_still_works(cli, photo, tmp_path):
+    from artfx.io import read_recipe
+
+    r = cli("pipeline", "primitive:n=3:size=16:restarts=1:candidates=10:refine=0", photo, "-o", tmp_path / "o.png")
+    assert r.returncode == 0, r.err
+    assert "size is now called work_size" in r.err
+    params = read_recipe(tmp_path / "o.png")["pipeline"][0]["params"]
+    assert params["work_size"] == 16 and "size" not in params
+    r = cli("primitive", photo, "-n", "3", "--size", "16", "--work-size", "20", "-o", tmp_path / "p.png")
+    assert r.returncode == 2 and "give only work_size" in one_error(r)

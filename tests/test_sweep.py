@@ -82,3 +82,14 @@ def test_sweep_errors(cli, photo, tmp_path):
     r = cli("sweep", "quantize", photo, "--vary", "quantize.k=2,3", "-o", photo)
     assert r.returncode == 2 and "overwrite the input" in r.err
     assert not out.exists()
+
+
+def test_a_cell_that_cannot_fit_stops_the_sweep_before_any_work(cli, tmp_path):
+    from conftest import gradient
+
+    photo = tmp_path / "p.png"
+    Image.fromarray(gradient(24, 32)).save(photo)
+    r = cli("sweep", "style:scales=1", photo, "--vary", "style.size=32,16384", "-o", tmp_path / "sheet.png",
+            "--device", "cpu")
+    assert r.returncode == 2 and "size=16384 needs about" in r.err
+    assert not (tmp_path / "sheet.png").exists()
