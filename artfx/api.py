@@ -146,9 +146,10 @@ def as_pipeline(spec: str | Pipeline | Iterable[tuple[str, dict[str, Any]]], set
     return Pipeline.from_raw(list(spec), sets), {}
 
 
-def run(pipeline: str | Pipeline | Iterable[tuple[str, dict[str, Any]]], image: ImageLike, *, seed: int = 0,
-        device: str = "auto", max_size: int | None = None, depth: int = 8, allow_huge: bool = False,
-        force: bool = False, sets: Iterable[str] = (), on_progress: ProgressCallback | None = None) -> Result:
+def run(pipeline: str | Pipeline | Iterable[tuple[str, dict[str, Any]]], image: ImageLike, *,
+        seed: int | None = None, device: str | None = None, max_size: int | None = None, depth: int | None = None,
+        allow_huge: bool = False, force: bool = False, sets: Iterable[str] = (),
+        on_progress: ProgressCallback | None = None) -> Result:
     """Run a pipeline on one image and return a :class:`Result` (image, alpha, side outputs, recipe).
 
     Parameters
@@ -159,7 +160,8 @@ def run(pipeline: str | Pipeline | Iterable[tuple[str, dict[str, Any]]], image: 
     image : path, ndarray, PIL image, Picture or Result
         The input picture.
     seed, device, max_size, depth, allow_huge, force
-        The run options, as on the command line (see :class:`artfx.options.RunOptions`).
+        The run options, as on the command line (see :class:`artfx.options.RunOptions`); those left out come
+        from the TOML file's ``[run]`` table, else the defaults (seed 0, device "auto", depth 8).
     sets : list of str
         ``"step.param=value"`` overrides, as ``--set`` on the command line.
     on_progress : callable, optional
@@ -180,8 +182,7 @@ def run(pipeline: str | Pipeline | Iterable[tuple[str, dict[str, Any]]], image: 
     """
     pipe, settings = as_pipeline(pipeline, sets)
     asked = {"seed": seed, "device": device, "max_size": max_size, "depth": depth}
-    defaults = {k: RunOptions.model_fields[k].default for k in asked}
-    values = {k: (settings.get(k, v) if v == defaults[k] else v) for k, v in asked.items()}
+    values = {**settings, **{k: v for k, v in asked.items() if v is not None}}
     opts = RunOptions.build(**values, allow_huge=allow_huge, force=force)
     return run_pipeline(pipe, image, opts, on_progress)
 
@@ -207,9 +208,8 @@ def run_pipeline(pipeline: Pipeline, image: ImageLike, opts: RunOptions,
 
         resources.check(pipeline, rgb.shape[:2], opts.device, held=rgb.nbytes * 2)
     _make_dirs(plan)
-    state = state if state is not None else Run()
-    state.seed, state.device, state.depth, state.allow_huge = opts.seed, opts.device, opts.depth, opts.allow_huge
-    state.force, state.protected = opts.force, plan.protected
+    state = (state if state is not None else Run()).use_options(opts)
+    state.protected = plan.protected
     if on_progress is not None:
         state.on_progress = on_progress
     out = pipeline.run(rgb, Context(run=state))

@@ -176,6 +176,18 @@ class Pipeline:
         steps[index] = Step(step.stage, step.params.model_copy(update=changes))
         return Pipeline(steps)
 
+    def without_side_files(self) -> tuple["Pipeline", list[str]]:
+        """This pipeline with every side-output file and folder switched off (replay writes only the image, a video
+        only its frames), and "step.param" of each one that was set."""
+        pipeline, dropped = self, []
+        for index, step in enumerate(self.steps):
+            off = {n: None for n, info in type(step.params).model_fields.items()
+                   if field_kind(info) in (OUTPUT_FILE, OUTPUT_DIR) and getattr(step.params, n) not in (None, "")}
+            if off:
+                dropped += [f"step {index + 1} ({step.name}): {name}" for name in off]
+                pipeline = pipeline.with_params(index, **off)
+        return pipeline, dropped
+
     # ---- running ----------------------------------------------------------------------------------------
     def run(self, image: Image, context: Context | None = None) -> Image:
         """Run every step on ``image`` (float32 (H, W, 3) in [0, 1]); ``context`` carries the run's options and

@@ -15,11 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from artfx import __version__
 from artfx.errors import InputError, UsageError
+from artfx.io.files import STDIO
 from artfx.options import RunOptions
 from artfx.pipeline import Pipeline
-from artfx.stage import OUTPUT_DIR, OUTPUT_FILE, field_kind
 
-STDIO = "-"
 
 
 class _Step(BaseModel):
@@ -55,9 +54,20 @@ def make_recipe(pipeline: Pipeline, opts: RunOptions, device: str, source: dict[
         "device": device,
         "input": source,
     }
+    reads = files_read_by(pipeline)
+    if reads:  # palette images, style images, masks: a picture depends on them as on its input
+        recipe["reads"] = reads
     if interrupted:
         recipe["interrupted"] = True
     return recipe
+
+
+def files_read_by(pipeline: Pipeline) -> list[dict[str, str]]:
+    """Name and hash of every file the steps read (their parameter files), in step order."""
+    from artfx.io import sha256_file
+    from artfx.runner import inputs_of
+
+    return [{"name": p.name, "sha256": sha256_file(p)} for p in inputs_of(pipeline, []) if p.is_file()]
 
 
 def bad_recipe(what: str) -> UsageError:
@@ -89,12 +99,7 @@ def replay_pipeline(recipe: dict[str, Any]) -> Pipeline:
         pipeline = Pipeline.from_raw([(s["stage"], s["params"]) for s in recipe["pipeline"]])
     except UsageError as exc:
         raise bad_recipe(str(exc)) from None
-    for index, step in enumerate(pipeline.steps):
-        off = {n: None for n, i in type(step.params).model_fields.items()
-               if field_kind(i) in (OUTPUT_FILE, OUTPUT_DIR)}
-        if off:
-            pipeline = pipeline.with_params(index, **off)
-    return pipeline
+    return pipeline.without_side_files()[0]
 
 
 def find_recorded_input(recipe: dict[str, Any], image: Path) -> Path:
@@ -147,6 +152,10 @@ def describe(recipe: dict[str, Any], pipeline: Pipeline, src: Path, dest: str) -
     lines = [f"replay runs {len(pipeline.steps)} step(s): {pipeline.spec()}",
              f"  seed {recipe.get('seed')}, device {recipe.get('device')}, made by artfx {recipe.get('artfx')}"]
     lines += [f"  reads {p}" for p in inputs_of(pipeline, [src])]
+    recorded = {r.get("name"): r.get("sha256") for r in recipe.get("reads", []) if isinstance(r, dict)}
+    now = {r["name"]: r["sha256"] for r in files_read_by(pipeline)}
+    lines += [f"  note: {name} differs from the file the recipe was made with" for name, digest in now.items()
+              if name in recorded and recorded[name] != digest]
     lines.append(f"  writes {dest}")
     return lines
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from artfx.errors import ArtfxError, InputError, Interrupted, OutputError, UsageError
+from artfx.io.files import STDIO
 from artfx.options import RunOptions
 from artfx.pipeline import Pipeline
 from artfx.replay import make_recipe
@@ -24,7 +25,6 @@ from artfx.stage import INPUT_FILE, OUTPUT_DIR, OUTPUT_FILE, Context, ProgressCa
 log = logging.getLogger("artfx")
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".gif"}
-STDIO = "-"
 
 
 # ---- reading -------------------------------------------------------------------------------------------------
@@ -150,8 +150,7 @@ def run_plan(plan: Plan, opts: RunOptions, on_progress: ProgressCallback | None 
         resources.check(plan.pipeline, rgb.shape[:2], opts.device, held=rgb.nbytes * 2)
     _make_dirs(plan)
 
-    run = Run(seed=opts.seed, device=opts.device, depth=opts.depth, allow_huge=opts.allow_huge, force=opts.force,
-              protected=plan.protected, on_progress=on_progress, on_saved=on_saved)
+    run = Run.from_options(opts, protected=plan.protected, on_progress=on_progress, on_saved=on_saved)
     interrupted = False
     try:
         out = plan.pipeline.run(rgb, Context(run=run))

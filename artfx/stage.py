@@ -173,6 +173,18 @@ class Run:
     _torch_device: Any = field(default=None, repr=False)
     _reads: dict[Path, Any] = field(default_factory=dict, repr=False)
 
+    @classmethod
+    def from_options(cls, opts: Any, **extra: Any) -> "Run":
+        """A run with the options of an :class:`artfx.options.RunOptions` (seed, device, depth, allow_huge,
+        force), and ``extra`` fields (protected, on_progress, sequence...)."""
+        return cls(**extra).use_options(opts)
+
+    def use_options(self, opts: Any) -> "Run":
+        """Take the run options of ``opts`` (a caller's own Run, e.g. the web page's, keeps its hooks)."""
+        for key in ("seed", "device", "depth", "allow_huge", "force"):
+            setattr(self, key, getattr(opts, key))
+        return self
+
 
 class Context:
     """Everything a stage may use besides its image and params, for one step of one run.

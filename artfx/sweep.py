@@ -160,16 +160,21 @@ def run_sweep(raw: list, src: str, varies: list[Vary], output: str, opts, sets: 
     """Run every cell and write the sheet (and each cell's PNG into ``cells_dir``). Returns the cells."""
     from artfx.io import check_writable, output_format, resize_long_side, write_image
     from artfx.io.png import RECIPE_KEY, recipe_text
-    from artfx.runner import STDIO, _check_reads, inputs_of, make_recipe, read_input
+    from artfx.runner import (STDIO, Plan, _check_reads, _make_dirs, inputs_of, make_recipe, per_input_pipeline,
+                              plan_outputs, read_input)
     from artfx.stage import Context, Run
 
     if not output:
         raise UsageError("no output given; add -o SHEET.png")
     if src == STDIO or not Path(src).is_file():
         raise UsageError(f"input {src!r} does not exist" if src != STDIO else "a sweep needs an input file")
-    built = build(raw, varies, sets)
+    built = [(cell, per_input_pipeline(pipeline, Path(cell_name(i, cell)).stem))  # side files: one per cell
+             for i, (cell, pipeline) in enumerate(build(raw, varies, sets))]
+    plans = []
     for _, pipeline in built:
         _check_reads(pipeline)
+        plans.append(Plan(src, STDIO, pipeline, inputs_of(pipeline, [src])))
+        plan_outputs(plans[-1], opts.depth, opts.force)  # each cell's side files: writable, none over an input
     protected = inputs_of(built[0][1], [src])
     output_format(output)
     check_writable(output, protected=protected, force=opts.force)
@@ -177,6 +182,8 @@ def run_sweep(raw: list, src: str, varies: list[Vary], output: str, opts, sets: 
         cdir = Path(cells_dir)
         if cdir.exists() and not cdir.is_dir():
             raise UsageError(f"--cells {cells_dir}: exists and is not a directory")
+        if cdir.resolve() == Path(output).resolve():
+            raise UsageError(f"--cells {cells_dir} is the sheet's own name; give the cells another folder")
         check_writable(cdir / "cell.png", protected=protected, force=opts.force, make_parents=True)
     picture, source = read_input(src, opts.allow_huge)
     rgb = picture.rgb
@@ -187,6 +194,8 @@ def run_sweep(raw: list, src: str, varies: list[Vary], output: str, opts, sets: 
 
         for _, pipeline in built:
             resources.check(pipeline, rgb.shape[:2], opts.device, held=rgb.nbytes * 2)
+    for plan in plans:
+        _make_dirs(plan)
     rows = grid(varies)
     flat = [c for row in rows for c in row]
     from artfx.executors import check, ray_cells
@@ -197,8 +206,7 @@ def run_sweep(raw: list, src: str, varies: list[Vary], output: str, opts, sets: 
         if remote is not None:  # computed by the workers of a Ray cluster (artfx.executors)
             cell.image, device = remote[index]
         else:
-            run = Run(seed=opts.seed, device=opts.device, depth=opts.depth, allow_huge=opts.allow_huge,
-                      force=opts.force, protected=protected, on_progress=on_progress)
+            run = Run.from_options(opts, protected=protected, on_progress=on_progress)
             cell.image = pipeline.run(rgb, Context(run=run))
             device = run.resolved_device or "cpu"
         cell.recipe = make_recipe(pipeline, opts, device, source)
@@ -206,6 +214,7 @@ def run_sweep(raw: list, src: str, varies: list[Vary], output: str, opts, sets: 
             Path(cells_dir).mkdir(parents=True, exist_ok=True)
             write_image(Path(cells_dir) / cell_name(index, cell), cell.image,
                         metadata={RECIPE_KEY: recipe_text(cell.recipe)}, protected=protected, force=opts.force)
+        cell.image = _fit(cell.image, cell_size)  # the sheet needs no more: 256 cells of 12 MP would not fit
         if on_progress is not None:
             on_progress("sweep", index + 1, len(flat), {"cell": cell.caption})
     sheet = contact_sheet(rgb, rows, cell_size)

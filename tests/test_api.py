@@ -178,3 +178,10 @@ def test_quantize_keeps_sixteen_bits_at_depth_16(tmp_path):
 def test_result_shows_in_notebooks(photo):
     png = artfx.run("quantize:k=2", photo)._repr_png_()
     assert png.startswith(b"\x89PNG")
+
+
+def test_an_argument_given_wins_over_the_toml_even_when_it_is_the_default(tmp_path, photo):
+    look = tmp_path / "look.toml"
+    look.write_text('[run]\nseed = 3\n\n[[step]]\nstage = "quantize"\nk = 3\n')
+    assert artfx.run(str(look), photo).recipe["seed"] == 3
+    assert artfx.run(str(look), photo, seed=0).recipe["seed"] == 0

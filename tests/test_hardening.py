@@ -262,6 +262,7 @@ def test_replay_reads_only_regular_files(cli, tmp_path, photo):
 # ---- memory, estimated before the work ---------------------------------------------------------------------------
 class _HungryParams(__import__("artfx").Params):
     width: int = __import__("pydantic").Field(64, ge=1, description="output width")
+    appetite: int = __import__("pydantic").Field(1, ge=0, description="how much of its output it needs at once")
 
 
 class _Hungry:
@@ -275,7 +276,7 @@ class _Hungry:
     def memory(self, params, shape, device):
         from artfx.resources import Need, image_bytes
 
-        return Need(host=image_bytes((params.width, params.width), 2), why=f"width={params.width}")
+        return Need(host=image_bytes((params.width, params.width), 2) * params.appetite, why=f"width={params.width}")
 
     def out_shape(self, params, shape):
         return (params.width, params.width)
@@ -297,9 +298,11 @@ def test_a_run_that_cannot_fit_is_refused_before_any_work(cli, photo, tmp_path):
         line = one_error(r)
         assert f"step 1 (t-hungry): width={huge} needs about" in line and "is available" in line
         assert "--allow-huge" in line and _Hungry.ran == 0 and not (tmp_path / "o.png").exists()
-        # the next step is judged at the size the first one returns
-        r = cli("pipeline", f"t-hungry:width={huge // 3}", photo, "-o", tmp_path / "o.png")
-        assert r.returncode == 0, r.err
+        # a step that needs little itself but returns a huge picture: the next step is judged at that size
+        r = cli("pipeline", f"t-hungry:width={huge}:appetite=0,quantize", photo, "-o", tmp_path / "o.png")
+        assert r.returncode == 2 and "step 2 (quantize)" in one_error(r) and _Hungry.ran == 0
+        r = cli("pipeline", "t-hungry:width=64,quantize", photo, "-o", tmp_path / "o.png")
+        assert r.returncode == 0 and _Hungry.ran == 1, r.err
     finally:
         registry.refresh(forget_registered=True)
 
@@ -348,3 +351,32 @@ def test_primitive_s_working_size_is_work_size_and_size_still_works(cli, photo, 
     assert params["work_size"] == 16 and "size" not in params
     r = cli("primitive", photo, "-n", "3", "--size", "16", "--work-size", "20", "-o", tmp_path / "p.png")
     assert r.returncode == 2 and "give only work_size" in one_error(r)
+
+
+def test_a_batch_remakes_what_a_changed_palette_image_made(cli, tmp_path):
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    for i in range(2):
+        Image.fromarray(gradient(16, 20, seed=i)).save(folder / f"p{i}.png")
+    pal = tmp_path / "pal.png"
+    Image.fromarray(gradient(8, 8, seed=5)).save(pal)
+    assert cli("quantize", folder, "-k", "3", "--palette", pal, "-o", out).returncode == 0
+    first = (out / "p0.png").read_bytes()
+    r = cli("quantize", folder, "-k", "3", "--palette", pal, "-o", out)
+    assert "2 of 2 outputs are already complete" in r.err  # the same recipe, the same files: nothing to do
+    Image.fromarray(255 - gradient(8, 8, seed=5)).save(pal)
+    r = cli("quantize", folder, "-k", "3", "--palette", pal, "-o", out)
+    assert r.returncode == 0 and "already complete" not in r.err
+    assert (out / "p0.png").read_bytes() != first
+
+
+def test_a_sweep_checks_its_cells_folder_and_keeps_each_cell_s_side_files(cli, photo, tmp_path):
+    r = cli("sweep", "quantize", photo, "--vary", "quantize.k=2,3", "-o", tmp_path / "g.png",
+            "--cells", tmp_path / "g.png")
+    assert r.returncode == 2 and "sheet's own name" in one_error(r) and not (tmp_path / "g.png").exists()
+    r = cli("sweep", f"quantize:palette_out={tmp_path / 'pp.gpl'}", photo, "--vary", "quantize.k=2,3",
+            "-o", tmp_path / "sw.png")
+    assert r.returncode == 0, r.err
+    palettes = sorted(tmp_path.glob("pp-*.gpl"))
+    assert len(palettes) == 2
+    assert sorted(len(p.read_text().splitlines()) - 4 for p in palettes) == [2, 3]  # each cell's own colours

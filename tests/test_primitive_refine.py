@@ -260,7 +260,7 @@ def test_refine_with_one_shape_and_on_a_flat_image():
     assert ctx.get("shapes") == [] and np.abs(out - flat).max() < 1e-6
 
 
-def test_time_budget_gives_shapes_and_refines_them(caplog):
+def test_time_budget_gives_shapes_and_tries_one_final_refinement(caplog):
     img = sample_image(128, 160, seed=6)  # big enough that its shapes stay over 64 px each in the time given
     caplog.set_level("INFO", logger="artfx")
     t = time.perf_counter()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -311,3 +312,32 @@ def test_usage_errors_before_any_work(cli, clip, tmp_path):
     r = cli("pipeline", "quantize", photo, "-o", tmp_path / "o.mp4")
     assert r.returncode == 2 and "needs a video" in r.err, r.err
     _no_output_left(tmp_path, "o.mp4", "still.png", "still.jpg")
+
+
+# ---- what a fresh review found -------------------------------------------------------------------------------
+def test_a_work_folder_on_another_file_system_still_delivers_the_frames(cli, clip, tmp_path):
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("no second file system to put the work folder on")
+    work = shm / f"artfx-test-{os.getpid()}"
+    try:
+        r = cli("pipeline", "quantize:k=4", clip, "-o", f"{tmp_path / 'frames'}/", "--work-dir", work, "-q")
+        assert r.returncode == 0, r.err
+        assert len(png_frames(tmp_path / "frames")) == 12 and not work.exists()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_a_frames_folder_is_not_mixed_with_other_files(cli, clip, tmp_path):
+    out = tmp_path / "frames"
+    long_clip = write_clip(tmp_path / "long.mp4", pan_frames(16))
+    assert cli("pipeline", "quantize:k=4", long_clip, "-o", f"{out}/", "-q").returncode == 0
+    assert len(png_frames(out)) == 16
+    assert cli("pipeline", "quantize:k=3", clip, "-o", f"{out}/", "-q").returncode == 0
+    assert len(png_frames(out)) == 12  # the earlier run's frames 13-16 are gone
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "frame-000001.png").write_bytes(b"a user's own file")
+    r = cli("pipeline", "quantize:k=3", clip, "-o", f"{mine}/", "-q")
+    assert r.returncode == 2 and "holds files artfx did not write" in r.err
+    assert (mine / "frame-000001.png").read_bytes() == b"a user's own file"

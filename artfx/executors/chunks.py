@@ -139,8 +139,7 @@ def chunk_frames(clip: Clip, shared: Any) -> Iterator[dict]:
             if opts.max_size:
                 rgb, _ = resize_long_side(rgb, opts.max_size)
             seq.begin(i, rgb)
-            run = Run(seed=opts.seed, device=opts.device, depth=opts.depth, allow_huge=opts.allow_huge, force=True,
-                      sequence=seq)
+            run = Run.from_options(opts, force=True, sequence=seq)
             run.resolved_device = resolved
             out = pipeline.run(rgb, Context(run=run))
             resolved = run.resolved_device

@@ -205,7 +205,7 @@ def batch_piece(piece: Piece, shared: Shared) -> dict:
             from artfx import resources
 
             resources.check(pipeline, rgb.shape[:2], opts.device, held=rgb.nbytes * 2)
-        run = Run(seed=opts.seed, device=opts.device, depth=opts.depth, allow_huge=opts.allow_huge, force=True)
+        run = Run.from_options(opts, force=True)
         out = pipeline.run(rgb, Context(run=run))
         if alpha is not None and alpha.shape[:2] != out.shape[:2]:
             alpha = resize_to(alpha, out.shape[0], out.shape[1])
@@ -240,7 +240,7 @@ def cell_image(cell: tuple[list, int], shared: Shared) -> dict:
         rgb = read_image(shared.input, allow_huge=opts.allow_huge).rgb
         if opts.max_size:
             rgb, _ = resize_long_side(rgb, opts.max_size)
-        run = Run(seed=opts.seed, device=opts.device, depth=opts.depth, allow_huge=opts.allow_huge, force=True)
+        run = Run.from_options(opts, force=True)
         image = pipeline.run(rgb, Context(run=run))
         return {"image": image, "device": run.resolved_device or "cpu", "side": collect(scratch, slots)}
     except Exception as exc:  # noqa: BLE001

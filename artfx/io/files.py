@@ -12,6 +12,9 @@ from typing import Callable, Iterable
 
 from artfx.errors import OutputError
 
+STDIO = "-"
+"""The name of standard input (as an input) or standard output (as -o)."""
+
 
 def sha256_file(path: str | Path) -> str:
     h = hashlib.sha256()

