@@ -192,22 +192,16 @@ def run_pipeline(pipeline: Pipeline, image: ImageLike, opts: RunOptions,
     """:func:`run` with a built pipeline and options: side-output files checked, memory estimated and
     directories made before any work, the input protected from them. ``state``: a :class:`Run` of the caller's
     (for its ``on_image`` live view, ``cancelled``, ``on_saved``); its options are set from ``opts``."""
-    from artfx.io import resize_long_side, resize_to
+    from artfx.io import resize_to
     from artfx.replay import make_recipe
-    from artfx.runner import STDIO, Plan, _check_reads, _make_dirs, inputs_of, plan_outputs
+    from artfx.runner import STDIO, Plan, _check_reads, inputs_of, plan_outputs, prepare
 
     sources = [image] if isinstance(image, (str, Path)) else []
     _check_reads(pipeline)
     plan = Plan(image if sources else STDIO, STDIO, pipeline, inputs_of(pipeline, sources))
     plan_outputs(plan, opts.depth, opts.force)
     rgb, alpha, source = load(image, allow_huge=opts.allow_huge)
-    if opts.max_size:
-        rgb, alpha = resize_long_side(rgb, opts.max_size, alpha=alpha)
-    if not opts.allow_huge:
-        from artfx import resources
-
-        resources.check(pipeline, rgb.shape[:2], opts.device, held=rgb.nbytes * 2)
-    _make_dirs(plan)
+    rgb, alpha = prepare(plan, rgb, alpha, opts)
     state = (state if state is not None else Run()).use_options(opts)
     state.protected = plan.protected
     if on_progress is not None:

@@ -33,9 +33,3 @@ def resolve_device(name: str = "auto") -> str:
         raise UsageError("device mps was asked for but Apple MPS is not available", hint="use --device auto or cpu")
     return name
 
-
-def resolve_torch_device(name: str = "auto"):
-    """The torch.device for ``name`` (see :func:`resolve_device`)."""
-    import torch
-
-    return torch.device(resolve_device(name))

@@ -132,23 +132,31 @@ def _make_dirs(plan: Plan) -> None:
 
 
 # ---- running one input -----------------------------------------------------------------------------------------
+def prepare(plan: Plan, rgb, alpha, opts: RunOptions):
+    """The last steps before the work: the picture shrunk to --max-size, its memory estimated (a run that cannot
+    fit is refused, naming the parameter), the output folders made. Returns (rgb, alpha) as the run takes them."""
+    from artfx.io import resize_long_side
+
+    if opts.max_size:
+        rgb, alpha = resize_long_side(rgb, opts.max_size, alpha=alpha)
+    if not opts.allow_huge:
+        from artfx import resources
+
+        resources.check(plan.pipeline, rgb.shape[:2], opts.device, held=rgb.nbytes * 2)
+    _make_dirs(plan)
+    return rgb, alpha
+
+
 def run_plan(plan: Plan, opts: RunOptions, on_progress: ProgressCallback | None = None,
              on_saved: Callable[[Path], None] | None = None) -> dict:
     """Run one planned input and write its picture. Returns the recipe written."""
-    from artfx.io import resize_long_side, resize_to, write_image
+    from artfx.io import resize_to, write_image
     from artfx.io.png import RECIPE_KEY, recipe_text
 
     picture, source = read_input(plan.src, opts.allow_huge, opts.record_path)
     if plan.expect_sha256 and source["sha256"] != plan.expect_sha256:
         log.warning("%s differs from the recorded input; the result will differ", plan.src)
-    rgb, alpha = picture.rgb, picture.alpha
-    if opts.max_size:
-        rgb, alpha = resize_long_side(rgb, opts.max_size, alpha=alpha)
-    if not opts.allow_huge:  # before any heavy work: a run that cannot fit is refused, naming the parameter
-        from artfx import resources
-
-        resources.check(plan.pipeline, rgb.shape[:2], opts.device, held=rgb.nbytes * 2)
-    _make_dirs(plan)
+    rgb, alpha = prepare(plan, picture.rgb, picture.alpha, opts)
 
     run = Run.from_options(opts, protected=plan.protected, on_progress=on_progress, on_saved=on_saved)
     interrupted = False

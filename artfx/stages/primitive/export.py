@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from artfx.colours import to_hex
 from artfx.stages.primitive import shapes as sh
 
 
@@ -18,7 +19,7 @@ def svg(shape_list, background, work_wh: tuple[int, int], out_wh: tuple[int, int
     lines = [
         f'<svg xmlns="http://www.w3.org/2000/svg" version="1.1" width="{Wo}" height="{Ho}" '
         f'viewBox="0 0 {W} {H}" preserveAspectRatio="none">',
-        f'<rect x="0" y="0" width="{W}" height="{H}" fill="{sh.hex_colour(background)}"/>',
+        f'<rect x="0" y="0" width="{W}" height="{H}" fill="{to_hex(background)}"/>',
     ]
     lines += [sh.svg_element(p, col) for p, col in shape_list]
     lines.append("</svg>")
@@ -31,7 +32,7 @@ def shapes_json(dicts: list[dict], background, work_wh, out_wh) -> str:
         "height": work_wh[1],
         "output_width": out_wh[0],
         "output_height": out_wh[1],
-        "background": sh.hex_colour(background),
+        "background": to_hex(background),
         "shapes": dicts,
     }
     return json.dumps(doc, indent=1) + "\n"

@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 
+from artfx.colours import to_hex
+
 KINDS = ("triangle", "rectangle", "rotated-rectangle", "ellipse", "rotated-ellipse", "circle", "polygon", "bezier")
 COMBO = "combo"
 SHAPE_NAMES = KINDS + (COMBO,)
@@ -29,11 +31,6 @@ PARAMS = {
 BEZIER_SEGMENTS = 8  # equal to geometry.BEZIER_SEGMENTS (kept here so this module needs no numba)
 
 
-def hex_colour(rgb) -> str:
-    r, g, b = (int(round(float(c) * 255)) for c in rgb[:3])
-    return f"#{r:02x}{g:02x}{b:02x}"
-
-
 def to_dict(p: np.ndarray, col: np.ndarray) -> dict:
     """A shape as a plain dict: type, its named parameters (working-canvas pixels, angles in degrees), colour, alpha."""
     name = KINDS[int(p[0])]
@@ -41,7 +38,7 @@ def to_dict(p: np.ndarray, col: np.ndarray) -> dict:
     for i, key in enumerate(PARAMS[name]):
         v = float(p[1 + i])
         d[key] = round(math.degrees(v), 6) if key == "angle" else v
-    d["color"] = hex_colour(col)
+    d["color"] = to_hex(col)
     d["alpha"] = round(float(col[3]), 6)
     return d
 
@@ -81,7 +78,7 @@ def bezier_quads(p: np.ndarray) -> list[list[tuple[float, float]]]:
 def svg_element(p: np.ndarray, col: np.ndarray) -> str:
     """One SVG element drawing exactly the shape the rasteriser draws (working-canvas coordinates)."""
     name = KINDS[int(p[0])]
-    paint = f'fill="{hex_colour(col)}" fill-opacity="{_f(round(float(col[3]), 4))}"'
+    paint = f'fill="{to_hex(col)}" fill-opacity="{_f(round(float(col[3]), 4))}"'
     if name == "triangle":
         return f'<polygon points="{_points([(p[1], p[2]), (p[3], p[4]), (p[5], p[6])])}" {paint}/>'
     if name == "polygon":
