@@ -17,10 +17,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.2.0"
+from artfx.version import __version__
 
 _EXPORTS = {
-    "run": "artfx.api", "Result": "artfx.api", "write_image": "artfx.api",
+    "run": "artfx.api", "sweep": "artfx.api", "replay": "artfx.api", "Result": "artfx.api",
+    "write_image": "artfx.api", "Report": "artfx.stage",
     "read_image": "artfx.io", "Picture": "artfx.io",
     "Pipeline": "artfx.pipeline", "RunOptions": "artfx.options",
     "Params": "artfx.stage", "Stage": "artfx.stage", "Context": "artfx.stage",

@@ -1,18 +1,21 @@
-"""The Python front door: ``artfx.run`` and one keyword-only function per built-in stage.
+"""The Python front door: a twin for every command, and one keyword-only function per built-in stage.
 
     import artfx
-    out = artfx.run("quantize:k=8,slic", "photo.jpg")
+    out = artfx.run("quantize:k=8,slic", "photo.jpg")                # a Result
     artfx.write_image("art.png", out)
+    artfx.run("slic", "clip.mp4", output="out.mp4", temporal="on")   # what `artfx pipeline` does
+    artfx.sweep("quantize", "photo.jpg", vary={"quantize.k": [4, 8]}, output="sheet.png")
+    artfx.replay("art.png", "again.png")
 
 Images in: file paths, numpy arrays ((H, W), (H, W, 3) or (H, W, 4); uint8, uint16 or float in [0, 1]), PIL images,
 or what :func:`artfx.read_image` and :func:`run` return. The same seed gives the same picture here, on the
-command line and in a pipeline: every path goes through :class:`artfx.pipeline.Pipeline` and the same run
-options (:class:`artfx.options.RunOptions`).
+command line and in a pipeline: every path goes through the jobs of :mod:`artfx.jobs` (their one work unit)
+and the same run options (:class:`artfx.options.RunOptions`). The command line and the web page call these
+functions and nothing below them.
 """
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +24,12 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from artfx.errors import UsageError
+from artfx.io import Picture
+from artfx.jobs.render import load_input
 from artfx.options import RunOptions
 from artfx.pipeline import Pipeline, build_params
-from artfx.stage import Context, ProgressCallback, Run
+from artfx.recipe import array_source
+from artfx.stage import ProgressCallback, Report
 
 ImageLike = Any  # str | Path | np.ndarray | PIL.Image.Image | Picture | Result
 
@@ -106,15 +112,11 @@ def _from_pil(img: Any) -> tuple[np.ndarray, np.ndarray | None]:
     return rgb, alpha
 
 
-def load(image: ImageLike, *, allow_huge: bool = False) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
-    """(rgb float32 (H, W, 3), alpha or None, source {"name", "sha256"}) of any image-like input."""
-    from artfx.io import Picture
-
+def load(image: ImageLike, *, allow_huge: bool = False) -> tuple[Picture, dict[str, Any]]:
+    """(the picture, how a recipe names it) of any image-like input: a file is read through artfx's reader (the
+    bomb guard, EXIF, ICC, 16-bit), an array or a PIL image is taken as it is."""
     if isinstance(image, (str, Path)):
-        from artfx.runner import read_input
-
-        picture, source = read_input(image, allow_huge)
-        return picture.rgb, picture.alpha, source
+        return load_input(image, allow_huge)
     if isinstance(image, Result):
         rgb, alpha = image.image, image.alpha
     elif isinstance(image, Picture):
@@ -125,8 +127,8 @@ def load(image: ImageLike, *, allow_huge: bool = False) -> tuple[np.ndarray, np.
         rgb, alpha = _from_array(np.asarray(image))
     else:
         raise UsageError(f"cannot use a {type(image).__name__} as an image; give a path, an array or a PIL image")
-    digest = hashlib.sha256(np.ascontiguousarray(rgb).tobytes()).hexdigest()
-    return rgb, alpha, {"name": f"<{type(image).__name__}>", "sha256": digest}
+    kind = type(image).__name__
+    return Picture(rgb, alpha, 8, kind, f"the {kind}"), array_source(rgb, kind)
 
 
 # ---- running -------------------------------------------------------------------------------------------------
@@ -146,26 +148,48 @@ def as_pipeline(spec: str | Pipeline | Iterable[tuple[str, dict[str, Any]]], set
     return Pipeline.from_raw(list(spec), sets), {}
 
 
-def run(pipeline: str | Pipeline | Iterable[tuple[str, dict[str, Any]]], image: ImageLike, *,
-        seed: int | None = None, device: str | None = None, max_size: int | None = None, depth: int | None = None,
-        allow_huge: bool = False, force: bool = False, sets: Iterable[str] = (),
-        on_progress: ProgressCallback | None = None) -> Result:
-    """Run a pipeline on one image and return a :class:`Result` (image, alpha, side outputs, recipe).
+def _options(settings: dict[str, Any], given: dict[str, Any]) -> RunOptions:
+    """The run options: those given, else the TOML ``[run]`` table's, else the defaults."""
+    return RunOptions.build(**{**settings, **{k: v for k, v in given.items() if v is not None}})
+
+
+def _is_paths(source: Any) -> bool:
+    return isinstance(source, (str, Path)) or (isinstance(source, (list, tuple)) and bool(source) and
+                                               all(isinstance(s, (str, Path)) for s in source))
+
+
+def run(pipeline: str | Pipeline | Iterable[tuple[str, dict[str, Any]]], source: Any, *,
+        output: str | Path | None = None, sets: Iterable[str] = (), progress: Report | ProgressCallback | None = None,
+        **run_options: Any) -> Any:
+    """Run a pipeline on a picture and return a :class:`Result`; with ``output``, do exactly what ``artfx
+    pipeline SPEC SOURCE -o OUTPUT`` does (stills, batches, folders, videos, photo sequences: the same files, the
+    same bytes) and return what was written.
 
     Parameters
     ----------
     pipeline : str, Path, Pipeline or list of (stage, params)
         An inline spec (``"quantize:k=8,slic"``), a TOML file (its ``[run]`` table gives defaults for the
         options below), a :class:`Pipeline`, or ``[("quantize", {"k": 8}), ("slic", {})]``.
-    image : path, ndarray, PIL image, Picture or Result
-        The input picture.
-    seed, device, max_size, depth, allow_huge, force
-        The run options, as on the command line (see :class:`artfx.options.RunOptions`); those left out come
-        from the TOML file's ``[run]`` table, else the defaults (seed 0, device "auto", depth 8).
+    source : path, list of paths, ndarray, PIL image, Picture or Result
+        The input picture; with ``output``, input files or folders (``"-"``: standard input), as on the
+        command line.
+    output : str or Path, optional
+        Where to write: a file, a folder (several inputs, or a clip's frames), a video or GIF, ``"-"``. Without
+        it, a picture's result is returned instead (a video needs ``output``).
     sets : list of str
         ``"step.param=value"`` overrides, as ``--set`` on the command line.
-    on_progress : callable, optional
-        ``on_progress(label, done, total, metrics)`` as the steps advance.
+    progress : artfx.stage.Report or callable, optional
+        What to tell as the work goes: a :class:`~artfx.stage.Report`, or ``fn(label, done, total, metrics)``.
+    **run_options
+        The run options, as on the command line, by name (see :class:`artfx.options.RunOptions`): ``seed``,
+        ``device``, ``max_size``, ``depth``, ``temporal``, ``fps``, ``quality``, ``work_dir``, ``executor``,
+        ``ray_address``, ``resume``, ``force``, ``allow_huge``, ``record_path``. Those left out come from the
+        TOML file's ``[run]`` table, else the defaults (seed 0, device "auto", depth 8).
+
+    Returns
+    -------
+    Result, or with ``output`` an :class:`artfx.jobs.batch.Written` (each input, output and recipe) or, for a
+    video or photo sequence, the recipe written with it.
 
     Examples
     --------
@@ -180,42 +204,77 @@ def run(pipeline: str | Pipeline | Iterable[tuple[str, dict[str, Any]]], image: 
     >>> out.recipe["spec"]
     'quantize:k=4,slic:n=20'
     """
+    from artfx import jobs
+    from artfx.jobs import plan as planner
+    from artfx.jobs.render import Work, render
+
     pipe, settings = as_pipeline(pipeline, sets)
-    asked = {"seed": seed, "device": device, "max_size": max_size, "depth": depth}
-    values = {**settings, **{k: v for k, v in asked.items() if v is not None}}
-    opts = RunOptions.build(**values, allow_huge=allow_huge, force=force)
-    return run_pipeline(pipe, image, opts, on_progress)
+    opts = _options(settings, run_options)
+    report = Report.of(progress)
+    if output is not None:
+        if not _is_paths(source):
+            raise UsageError("with output=, give the input as a path (or a list of paths), as on the command line")
+        inputs = [str(source)] if isinstance(source, (str, Path)) else [str(s) for s in source]
+        return jobs.run(pipe, inputs, str(output), opts, report)
+    if _is_paths(source) and not isinstance(source, (str, Path)):
+        raise UsageError("several inputs make a batch: give output= (a folder)")
+    if isinstance(source, (str, Path)) and str(source) != "-":
+        paths, many = planner.expand_inputs([str(source)])
+        if many or planner.kind(paths, many, "out.png") != "still":
+            raise UsageError(f"{source} is a folder, a video or an animation: give output= (a folder, a video or "
+                             "a GIF) to write its results")
+    if opts.executor != "local":
+        raise UsageError("executor='ray' writes files: give output=")
+    on_disk = str(source) if isinstance(source, (str, Path)) else "-"  # an array: no file to protect
+    plan = planner.still(pipe, on_disk, None, opts)  # the steps' files checked, side outputs planned
+    picture, recorded = load(source, allow_huge=opts.allow_huge)
+    planner.make_dirs(plan)
+    rendered = render(Work(pipe, opts, protected=plan.protected), picture, report, recorded)
+    return Result(rendered.image, rendered.alpha, rendered.outputs, rendered.recipe)
 
 
-def run_pipeline(pipeline: Pipeline, image: ImageLike, opts: RunOptions,
-                 on_progress: ProgressCallback | None = None, state: Run | None = None) -> Result:
-    """:func:`run` with a built pipeline and options: side-output files checked, memory estimated and
-    directories made before any work, the input protected from them. ``state``: a :class:`Run` of the caller's
-    (for its ``on_image`` live view, ``cancelled``, ``on_saved``); its options are set from ``opts``."""
-    from artfx.io import resize_to
-    from artfx.replay import make_recipe
-    from artfx.runner import STDIO, Plan, _check_reads, inputs_of, plan_outputs, prepare
+def sweep(pipeline: str | Pipeline | Iterable[tuple[str, dict[str, Any]]], source: str | Path, *,
+          vary: Iterable[str] | dict[str, Iterable[Any]], output: str | Path, cells: str | Path | None = None,
+          cell_size: int = 256, sets: Iterable[str] = (), progress: Report | ProgressCallback | None = None,
+          **run_options: Any) -> list:
+    """What ``artfx sweep``: the pipeline over a grid of parameter values, written as a captioned contact sheet
+    (``output``) and, with ``cells``, every cell as a PNG with its recipe. ``vary``: ``["style.style_weight=10,
+    100"]`` as on the command line, or ``{"style.style_weight": [10, 100]}``; the first varies along the columns.
+    Returns the cells (their values, captions and recipes).
 
-    sources = [image] if isinstance(image, (str, Path)) else []
-    _check_reads(pipeline)
-    plan = Plan(image if sources else STDIO, STDIO, pipeline, inputs_of(pipeline, sources))
-    plan_outputs(plan, opts.depth, opts.force)
-    rgb, alpha, source = load(image, allow_huge=opts.allow_huge)
-    rgb, alpha = prepare(plan, rgb, alpha, opts)
-    state = (state if state is not None else Run()).use_options(opts)
-    state.protected = plan.protected
-    if on_progress is not None:
-        state.on_progress = on_progress
-    out = pipeline.run(rgb, Context(run=state))
-    if alpha is not None and alpha.shape != out.shape[:2]:
-        alpha = resize_to(alpha, out.shape[0], out.shape[1])
-    recipe = make_recipe(pipeline, opts, state.resolved_device or "cpu", source)
-    return Result(out, alpha, dict(state.outputs), recipe)
+    Examples
+    --------
+    >>> import artfx
+    >>> cells = artfx.sweep("quantize", "photo.png", vary={"quantize.k": [2, 4]}, output="sheet.png")  # doctest: +SKIP
+    """
+    from artfx.jobs.sweep import parse_vary, run_sweep
+
+    pipe, settings = as_pipeline(pipeline, sets)
+    opts = _options(settings, run_options)
+    if isinstance(vary, dict):
+        texts = [f"{k}={','.join(str(x) for x in v)}" for k, v in vary.items()]
+    else:
+        texts = [vary] if isinstance(vary, str) else list(vary)
+    raw = [(name, params) for name, params in pipe.raw(only_set=True)]
+    return run_sweep(raw, str(source), [parse_vary(t) for t in texts], str(output), opts, (),
+                     str(cells) if cells else None, cell_size, Report.of(progress))
+
+
+def replay(image: str | Path, output: str | Path, *, input: str | Path | None = None, device: str | None = None,
+           force: bool = False, allow_huge: bool = False, confirm: Callable[[list[str]], bool] | None = None,
+           progress: Report | ProgressCallback | None = None) -> Any:
+    """What ``artfx replay``: make an artfx PNG's picture again from its recipe and write ``output``.
+    ``confirm(lines)``, when given, is shown what would run (the steps, every file read and written) and returns
+    whether to go on; nothing the recipe names is opened before. Returns what was written."""
+    from artfx.jobs.replay import run as run_replay
+
+    return run_replay(image, str(output), input_=str(input) if input else None, device=device, force=force,
+                      allow_huge=allow_huge, confirm=confirm, report=Report.of(progress))
 
 
 # ---- images out ----------------------------------------------------------------------------------------------
-def write_image(dest: str | Path, image: ImageLike, *, depth: int = 8, quality: int | None = None, force: bool = False,
-                protect: Iterable[str | Path] = ()) -> Path:
+def write_image(dest: str | Path, image: ImageLike, *, depth: int = 8, quality: int | None = None,
+                force: bool = False, protect: Iterable[str | Path] = ()) -> Path:
     """Write any image-like value atomically, in the format of ``dest``'s suffix. A :class:`Result` keeps its
     alpha and, in a PNG, its recipe (so ``artfx replay`` works on it). ``protect``: files never to replace."""
     from artfx.io import RECIPE_KEY
@@ -224,7 +283,8 @@ def write_image(dest: str | Path, image: ImageLike, *, depth: int = 8, quality: 
 
     if isinstance(image, (str, Path)):
         raise UsageError("write_image takes a picture, not a path; read it first with artfx.read_image")
-    rgb, alpha, _ = load(image)
+    picture, _ = load(image)
+    rgb, alpha = picture.rgb, picture.alpha
     metadata = {RECIPE_KEY: recipe_text(image.recipe)} if isinstance(image, Result) and image.recipe else None
     _write(dest, rgb, alpha=alpha, depth=depth, metadata=metadata, quality=quality,
            protected=tuple(Path(p) for p in protect), force=force)

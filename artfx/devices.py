@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from artfx.errors import UsageError
-from artfx.options import check_device
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def check_device(name: str) -> str:
+    """``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` (case-insensitive), else ValueError naming them."""
+    value = str(name).strip().lower()
+    if value in DEVICES or (value.startswith("cuda:") and value[5:].isdigit()):
+        return value
+    raise ValueError("auto, cpu, cuda (or cuda:N) or mps")
 
 
 def resolve_device(name: str = "auto") -> str:

@@ -7,18 +7,11 @@ from typing import Literal, Optional
 
 from pydantic import Field, ValidationError, field_validator
 
+from artfx.devices import DEVICES, check_device
 from artfx.errors import UsageError
 from artfx.stage import Params
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
-
-
-def check_device(name: str) -> str:
-    """``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` (case-insensitive), else ValueError naming them."""
-    value = str(name).strip().lower()
-    if value in DEVICES or (value.startswith("cuda:") and value[5:].isdigit()):
-        return value
-    raise ValueError("auto, cpu, cuda (or cuda:N) or mps")
+__all__ = ["DEVICES", "RunOptions"]
 
 
 class RunOptions(Params):

@@ -1,8 +1,9 @@
 """Pipelines: resolve and validate every step before any heavy work, then a plain loop.
 
 ``Pipeline.from_spec("quantize:k=8,slic")`` or ``Pipeline.from_raw([...])`` build one; ``run(image, ctx)`` runs
-it on an Image, giving each step its own context; ``artfx.runner`` adds files, recipes and batches, and
-``artfx.run`` is the Python front door.
+it on an Image, giving each step its own context. A pipeline also knows the files its steps name (``files``,
+``reads``) and the output formats its last stage writes itself (``own_format``). :mod:`artfx.jobs` adds files,
+recipes, batches, sequences and sweeps, and ``artfx.run`` is the Python front door.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from artfx import registry
 from artfx.describe import field_range
 from artfx.errors import ArtfxError, ParamError, SpecError, StageError
 from artfx.spec import StepSpec, format_spec, normalise_key, parse_spec
-from artfx.stage import INPUT_FILE, OUTPUT_DIR, OUTPUT_FILE, Context, Image, field_kind
+from artfx.stage import INPUT_FILE, OUTPUT_DIR, OUTPUT_FILE, Context, Image, field_kind, hook
 
 RawStep = tuple[str, dict[str, Any]]
 
@@ -93,7 +94,9 @@ def build_params(stage: Any, raw: dict[str, Any]) -> Any:
         raise ParamError(_validation_message(stage, exc, values)) from None
 
 
-def _find_step(raw_steps: list[list[Any]], ref: str, setting: str) -> int:
+def find_step(raw_steps: list[list[Any]], ref: str, setting: str) -> int:
+    """The index of the step ``ref`` names in ``--set``/``--vary``: a 1-based number, a stage name, or
+    ``name#k``; ``raw_steps`` holds [stage name, ...] per step."""
     if ref.isdigit():
         idx = int(ref) - 1
         if not 0 <= idx < len(raw_steps):
@@ -119,7 +122,7 @@ def apply_overrides(raw_steps: list[list[Any]], sets: Iterable[str]) -> None:
         ref, dot, key = target.partition(".")
         if not eq or not dot or not ref or not key:
             raise SpecError(f"--set {setting!r}: expected step.param=value, e.g. quantize.k=16")
-        raw_steps[_find_step(raw_steps, ref, setting)][1][normalise_key(key)] = value
+        raw_steps[find_step(raw_steps, ref, setting)][1][normalise_key(key)] = value
 
 
 class Pipeline:
@@ -127,6 +130,7 @@ class Pipeline:
         if not steps:
             raise SpecError("a pipeline needs at least one step")
         self.steps = steps
+        self._files: list[tuple[str, str, Path, str]] | None = None
 
     # ---- building ---------------------------------------------------------------------------------------
     @classmethod
@@ -159,16 +163,41 @@ class Pipeline:
 
     def files(self) -> list[tuple[str, str, Path, str]]:
         """Files the steps will read and side-output files and directories they will write, as named by their
-        parameters: (stage, field, path, kind), kind being INPUT_FILE, OUTPUT_FILE or OUTPUT_DIR."""
-        found = []
+        parameters: (stage, field, path, kind), kind being INPUT_FILE, OUTPUT_FILE or OUTPUT_DIR. Worked out
+        once (a pipeline's steps do not change; ``with_params`` makes a new pipeline)."""
+        if self._files is None:
+            found = []
+            for step in self.steps:
+                for name, info in type(step.params).model_fields.items():
+                    kind = field_kind(info)
+                    value = getattr(step.params, name)
+                    if kind in (INPUT_FILE, OUTPUT_FILE, OUTPUT_DIR) and value not in (None, ""):
+                        for item in value if isinstance(value, (list, tuple)) else [value]:
+                            found.append((step.name, name, Path(item), kind))
+            self._files = found
+        return list(self._files)
+
+    def parameter_files(self) -> list[tuple[str, Path]]:
+        """(what, path) of every file a parameter declared as an input file names ("quantize: palette='p.gpl'")."""
+        return [(f"{stage}: {name}={str(path)!r}", path) for stage, name, path, kind in self.files()
+                if kind == INPUT_FILE]
+
+    def reads(self) -> list[Path]:
+        """Every file the steps read: their parameter files and what a stage's ``reads`` hook names (style
+        images given by path), in step order, each once."""
+        paths = [p for _, p in self.parameter_files()]
         for step in self.steps:
-            for name, info in type(step.params).model_fields.items():
-                kind = field_kind(info)
-                value = getattr(step.params, name)
-                if kind in (INPUT_FILE, OUTPUT_FILE, OUTPUT_DIR) and value not in (None, ""):
-                    for item in value if isinstance(value, (list, tuple)) else [value]:
-                        found.append((step.name, name, Path(item), kind))
-        return found
+            fn = hook(step.stage, "reads")
+            if fn is not None:
+                paths += [Path(p) for p in fn(step.params)]
+        return list(dict.fromkeys(paths))
+
+    def own_format(self, dest: str | Path) -> str | None:
+        """The side-output key of a format the last step's stage writes itself (its ``formats`` hook, e.g.
+        primitive's ``{".svg": "svg"}``) when ``dest`` asks for it, else None."""
+        if str(dest) == "-":
+            return None
+        return hook(self.steps[-1].stage, "formats").get(Path(str(dest)).suffix.lower())
 
     def with_params(self, index: int, **changes: Any) -> "Pipeline":
         steps = list(self.steps)

@@ -1,9 +1,10 @@
 """Memory, estimated before heavy work: a run that would not fit is refused in one line naming the parameter,
 instead of dying later with a MemoryError (or torch's raw "can't allocate memory") after minutes of work.
 
-A stage may say what it needs through an optional ``memory(params, (height, width), device) -> Need`` hook,
-and what size it returns through ``out_shape(params, (height, width)) -> (height, width)``; a stage without the
-hook is assumed to hold a few float32 copies of its image (``DEFAULT_COPIES``).
+A stage may say what it needs through its optional ``memory`` hook and what size it returns through
+``out_shape`` (both declared on :class:`artfx.stage.StageHooks`); a stage without the hook is assumed to hold a
+few float32 copies of its image (``DEFAULT_COPIES``). The work unit (:mod:`artfx.jobs.render`) calls
+:func:`check` for every picture of every job.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from artfx.errors import UsageError
+from artfx.stage import hook
 
 DEFAULT_COPIES = 6  # float32 RGB images a plain stage holds at once (input, output, a few temporaries)
 HEADROOM = 0.9  # use at most this share of what is available
@@ -69,11 +71,11 @@ def estimate(pipeline: Any, shape: tuple[int, int], device: str) -> list[tuple[s
     out = []
     for index, step in enumerate(pipeline.steps):
         label = f"step {index + 1} ({step.name})"
-        hook = getattr(step.stage, "memory", None)
-        need = hook(step.params, shape, device) if callable(hook) else Need(host=image_bytes(shape, DEFAULT_COPIES))
+        memory = hook(step.stage, "memory")
+        need = memory(step.params, shape, device) if memory else Need(host=image_bytes(shape, DEFAULT_COPIES))
         out.append((label, need))
-        resize = getattr(step.stage, "out_shape", None)
-        if callable(resize):
+        resize = hook(step.stage, "out_shape")
+        if resize is not None:
             shape = tuple(resize(step.params, shape))
     return out
 

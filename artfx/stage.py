@@ -119,11 +119,9 @@ def field_kind(info: Any) -> str | None:
 
 @runtime_checkable
 class Stage(Protocol):
-    """What every stage (built-in or plugin) provides.
-
-    Optionally, ``about() -> list[tuple[str, str]]``: name/value pairs a stage wants users to see in
-    ``artfx info`` and ``artfx stages show`` (model weights it uses, their licence and credit, caches).
-    """
+    """What every stage (built-in or plugin) provides: ``name``, a one-line ``summary``, a ``Params`` model and
+    ``apply``. A stage may also define any of the optional hooks of :class:`StageHooks`; artfx finds them with
+    :func:`hook`, and nowhere else."""
 
     name: str
     summary: str
@@ -132,28 +130,110 @@ class Stage(Protocol):
     def apply(self, image: Image, params: Any, ctx: "Context") -> Image: ...
 
 
+class StageHooks(Protocol):
+    """The optional hooks a stage may define beside :class:`Stage`. Each is looked up by :func:`hook`, the one
+    place that does; ``artfx.testing.check_stage`` calls every hook a stage has."""
+
+    formats: ClassVar[dict[str, str]]
+    """Output suffixes the stage writes itself when the pipeline's output asks for them, each to the side output
+    that holds the file's content: primitive's ``{".svg": "svg"}`` makes ``-o shapes.svg`` write its SVG."""
+
+    def about(self) -> list[tuple[str, str]]:
+        """Name/value pairs for ``artfx info`` and ``artfx stages show``: weights, licence, credit, caches."""
+        ...
+
+    def reads(self, params: Any) -> list[Path]:
+        """Files the step reads that its parameters name in free-form values (style's image names), so that they
+        are checked, protected from being overwritten, recorded in recipes and shipped to remote workers."""
+        ...
+
+    def memory(self, params: Any, shape: tuple[int, int], device: str) -> Any:
+        """The step's peak memory on an input of ``shape`` (height, width): an :class:`artfx.resources.Need`."""
+        ...
+
+    def out_shape(self, params: Any, shape: tuple[int, int]) -> tuple[int, int]:
+        """(height, width) of the step's result on an input of ``shape``, when it differs from the input's."""
+        ...
+
+
+HOOKS = ("formats", "about", "reads", "memory", "out_shape")
+
+
+def hook(stage: Any, name: str) -> Any:
+    """A stage's optional hook ``name`` (one of :data:`HOOKS`), or None where it has none: the callable, or for
+    ``formats`` the dict (empty when absent)."""
+    if name not in HOOKS:
+        raise KeyError(f"{name!r} is not a stage hook; hooks: {', '.join(HOOKS)}")
+    value = getattr(stage, name, None)
+    if name == "formats":
+        return dict(value) if isinstance(value, dict) else {}
+    return value if callable(value) else None
+
+
 def about(stage: Any) -> list[tuple[str, str]]:
     """What a stage says about itself through its optional ``about()`` hook; a failing hook is reported in the
     list, never raised (``artfx info`` must always print)."""
-    hook = getattr(stage, "about", None)
-    if not callable(hook):
+    fn = hook(stage, "about")
+    if fn is None:
         return []
     try:
-        return [(str(k), str(v)) for k, v in hook()]
+        return [(str(k), str(v)) for k, v in fn()]
     except Exception as exc:
         return [("about", f"failed: {type(exc).__name__}: {exc}".splitlines()[0])]
 
 
 ProgressCallback = Callable[[str, float, "float | None", dict], None]
-"""on_progress(label, done, total, metrics); the label is "<step number>:<stage name>"."""
+"""progress(label, done, total, metrics); the label is "<step number>:<stage name>", or a job's own ("files",
+"frames", "sweep")."""
+
+
+class Report:
+    """How a job tells whoever started it what happens: one object for every kind of news, handed down from the
+    command line, the web page or a script to the steps. Subclass it and override what you need; here every
+    method does nothing.
+
+    - ``progress(label, done, total, metrics)``: a step's progress (label "<step>:<stage>") or the job's
+      ("files", "frames", "sweep");
+    - ``image(label, image)``: every image a step checkpoints, for live views (called only when ``watching``);
+    - ``saved(path)``: a side-output file was written;
+    - ``file(src, dest, error)``: an input of the job is done (``error`` None) or failed;
+    - ``cancelled``: set it (from any thread) to stop the run at the next progress report.
+    """
+
+    cancelled: bool = False
+    watching: bool = False
+
+    def progress(self, label: str, done: float, total: float | None, metrics: dict) -> None:
+        pass
+
+    def image(self, label: str, image: Image) -> None:
+        pass
+
+    def saved(self, path: Path) -> None:
+        pass
+
+    def file(self, src: Path, dest: Path, error: Exception | None) -> None:
+        pass
+
+    @staticmethod
+    def of(value: "Report | ProgressCallback | None") -> "Report":
+        """A Report from a Report, a plain progress function (``fn(label, done, total, metrics)``) or None."""
+        if isinstance(value, Report):
+            return value
+        report = Report()
+        if value is not None:
+            if not callable(value):
+                raise TypeError(f"a progress report must be a Report or a function, not {type(value).__name__}")
+            report.progress = value  # type: ignore[method-assign]
+        return report
 
 
 @dataclass
 class Run:
     """What every step of one run shares: the options, side outputs, the best image so far, files read.
 
-    Built by the pipeline (or by :class:`Context` for a stage called on its own); stages see it through their
-    context."""
+    Built by the work unit (:mod:`artfx.jobs.render`), or by :class:`Context` for a stage called on its own;
+    stages see it through their context."""
 
     seed: int = 0
     device: str = "auto"
@@ -161,29 +241,40 @@ class Run:
     allow_huge: bool = False
     force: bool = False
     protected: tuple[Path, ...] = ()
-    on_progress: ProgressCallback | None = None
+    report: Report = field(default_factory=Report)
     input_image: Image | None = None
-    on_image: Callable[[str, Image], None] | None = None  # live view: every checkpointed image, with its label
-    on_saved: Callable[[Path], None] | None = None  # every side-output file written (the CLI says "wrote ...")
     sequence: Any = None  # for videos and photo sequences: gives each step its Temporal view (artfx.video)
-    cancelled: bool = False  # set from another thread to stop the run at the next progress report
     outputs: dict[str, Any] = field(default_factory=dict)
     best: Image | None = None
     resolved_device: str | None = None
+    said: set | None = None  # a job's warnings so far: each is said once per job (a sweep's cells, a clip's frames)
     _torch_device: Any = field(default=None, repr=False)
     _reads: dict[Path, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_options(cls, opts: Any, **extra: Any) -> "Run":
         """A run with the options of an :class:`artfx.options.RunOptions` (seed, device, depth, allow_huge,
-        force), and ``extra`` fields (protected, on_progress, sequence...)."""
-        return cls(**extra).use_options(opts)
-
-    def use_options(self, opts: Any) -> "Run":
-        """Take the run options of ``opts`` (a caller's own Run, e.g. the web page's, keeps its hooks)."""
+        force), and ``extra`` fields (protected, report, sequence...)."""
+        run = cls(**extra)
         for key in ("seed", "device", "depth", "allow_huge", "force"):
-            setattr(self, key, getattr(opts, key))
-        return self
+            setattr(run, key, getattr(opts, key))
+        return run
+
+
+class _OncePerJob(logging.LoggerAdapter):
+    """A logger that says each warning once per job (the set of what was said belongs to the job)."""
+
+    def __init__(self, logger: logging.Logger, said: set):
+        super().__init__(logger, {})
+        self.said = said
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        if level >= logging.WARNING:
+            text = (level, str(msg) % args if args else str(msg))
+            if text in self.said:
+                return
+            self.said.add(text)
+        super().log(level, msg, *args, **kwargs)
 
 
 class Context:
@@ -209,8 +300,12 @@ class Context:
     """
 
     def __init__(self, seed: int = 0, device: str = "auto", *, step: int = 0, stage: str = "",
-                 run: Run | None = None, **run_fields: Any) -> None:
-        self.run = run if run is not None else Run(seed=seed, device=device, **run_fields)
+                 run: Run | None = None, on_progress: ProgressCallback | None = None, **run_fields: Any) -> None:
+        if run is None:
+            run = Run(seed=seed, device=device, **run_fields)
+        if on_progress is not None:
+            run.report = Report.of(on_progress)
+        self.run = run
         self.step = step
         self.stage = stage
         self._rng: np.random.Generator | None = None
@@ -273,17 +368,26 @@ class Context:
 
     # ---- reporting ---------------------------------------------------------------------------------------
     @property
-    def on_progress(self) -> ProgressCallback | None:
-        """The run's progress callback (settable, e.g. by a test driving a stage directly)."""
-        return self.run.on_progress
+    def on_progress(self) -> ProgressCallback:
+        """The run's progress function (settable to a plain function, e.g. by a test driving a stage)."""
+        return self.run.report.progress
 
     @on_progress.setter
     def on_progress(self, callback: ProgressCallback | None) -> None:
-        self.run.on_progress = callback
+        self.run.report = Report.of(callback)
 
     @property
-    def log(self) -> logging.Logger:
-        return logging.getLogger(f"artfx.stages.{self.stage or 'stage'}")
+    def watched(self) -> bool:
+        """Whether a live view (the web page) watches this run's checkpoints: a stage may then checkpoint its
+        working image more often."""
+        return self.run.report.watching
+
+    @property
+    def log(self) -> logging.Logger | logging.LoggerAdapter:
+        """The step's logger (``artfx.stages.<name>``). In a job of several pictures, a warning already said
+        for one of them is not said again."""
+        logger = logging.getLogger(f"artfx.stages.{self.stage or 'stage'}")
+        return logger if self.run.said is None else _OncePerJob(logger, self.run.said)
 
     @property
     def label(self) -> str:
@@ -292,12 +396,11 @@ class Context:
 
     def progress(self, done: float, total: float | None = None, **metrics: Any) -> None:
         """Report progress. Also where a cancelled run stops (raising :class:`artfx.errors.Cancelled`)."""
-        if self.run.cancelled:
+        if self.run.report.cancelled:
             from artfx.errors import Cancelled
 
             raise Cancelled("cancelled")
-        if self.run.on_progress is not None:
-            self.run.on_progress(self.label, done, total, metrics)
+        self.run.report.progress(self.label, done, total, metrics)
 
     # ---- files and side outputs --------------------------------------------------------------------------
     def emit(self, key: str, value: Any) -> None:
@@ -323,15 +426,14 @@ class Context:
         from artfx.io.files import atomic_write
 
         written = atomic_write(Path(path), data, protected=self.run.protected, force=self.run.force)
-        if self.run.on_saved is not None:
-            self.run.on_saved(written)
+        self.run.report.saved(written)
         return written
 
     def checkpoint(self, image: Image) -> None:
         """Record the best image so far of this step (kept if the run is interrupted, shown by live views)."""
         self.run.best = image
-        if self.run.on_image is not None:
-            self.run.on_image(self.label, image)
+        if self.run.report.watching:
+            self.run.report.image(self.label, image)
 
     @property
     def best(self) -> Image | None:

@@ -63,14 +63,10 @@ def make_inputs(folder: Path, count: int, size: int = 256) -> Path:
 def child(spec: str, executor: str, src: str, out: str) -> None:
     """One measurement, in a process of its own: prints its numbers as JSON on the last line."""
     sys.path.insert(0, str(ROOT))
-    from artfx.options import RunOptions
-    from artfx.pipeline import Pipeline
-    from artfx.runner import execute
+    import artfx
 
-    pipeline = Pipeline.from_spec(spec)
-    opts = RunOptions(executor=executor, seed=0, resume=False)
     began = time.perf_counter()
-    execute(pipeline, [src], out, opts)
+    artfx.run(spec, src, output=out, executor=executor, seed=0, resume=False)
     wall = time.perf_counter() - began
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     stats = {"wall": wall, "peak": peak}

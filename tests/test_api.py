@@ -27,7 +27,7 @@ def test_three_lines_from_a_notebook(tmp_path, photo, cli):
     assert isinstance(out, artfx.Result) and out.image.shape == (24, 32, 3) and out.image.dtype == np.float32
     assert out.recipe["spec"] == "quantize:k=4,slic:n=30" and out.recipe["seed"] == 2
     assert out.recipe["device"] == "cpu"  # resolved: nothing here asked for a GPU
-    assert out.recipe["input"] == {"name": "photo.png", "sha256": artfx.io.sha256_file(photo)}
+    assert out.recipe["inputs"] == [{"name": "photo.png", "sha256": artfx.io.sha256_file(photo)}]
     # the PNG carries the recipe, so the command line can make the picture again
     r = cli("replay", tmp_path / "art.png", "-o", tmp_path / "again.png", "--yes")
     assert r.returncode == 0, r.err

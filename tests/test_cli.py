@@ -313,7 +313,7 @@ def test_batch_outputs_keep_their_folders_and_never_collide(cli, tmp_path, env):
     assert sorted(p.name for p in pals.iterdir()) == ["pal-A-x.gpl", "pal-A-y-jpg.gpl", "pal-A-y-png.gpl",
                                                         "pal-B-x.gpl"]
     assert not np.array_equal(pixels(out / "A" / "x.png"), pixels(out / "B" / "x.png"))
-    assert read_recipe(out / "B" / "x.png")["input"]["name"] == "x.png"
+    assert read_recipe(out / "B" / "x.png")["inputs"][0]["name"] == "x.png"
     assert r.err.count("wrote ") == 8  # 4 pictures and their 4 palettes
     # output directories get a folder per input
     r = cli("pipeline", f"channels:frames={tmp_path / 'frames'}", tmp_path / "A" / "x.png", tmp_path / "B" / "x.png",
@@ -340,7 +340,7 @@ def test_replay_finds_the_input_by_name_and_warns_when_it_differs(cli, tmp_path,
     art = tmp_path / "art.png"
     assert cli("quantize", photo, "-k", "4", "-o", art).returncode == 0
     recipe = read_recipe(art)
-    assert recipe["input"] == {"name": "photo.png", "sha256": recipe["input"]["sha256"]}
+    assert recipe["inputs"] == [{"name": "photo.png", "sha256": recipe["inputs"][0]["sha256"]}]
     assert str(tmp_path) not in art.read_bytes().decode("latin-1")  # no folder names leak into a shared PNG
     elsewhere = tmp_path / "shared"
     elsewhere.mkdir()

@@ -237,8 +237,9 @@ def test_replay_shows_what_it_would_run_and_asks_first(cli, tmp_path, photo):
     (lambda r: r["pipeline"][0].update(params="k=3"), "bad recipe: pipeline.0.params"),
     (lambda r: r["pipeline"][0]["params"].update(k="many"), "bad recipe: quantize: k='many'"),
     (lambda r: r.update(seed="x"), "bad recipe: seed"),
-    (lambda r: r["input"].update(sha256="zz"), "bad recipe: input.sha256"),
-    (lambda r: r["input"].update(name="../../etc/passwd"), "bad recipe: the input name"),
+    (lambda r: r["inputs"][0].update(sha256="zz"), "bad recipe: inputs.0.sha256"),
+    (lambda r: r["inputs"][0].update(name="../../etc/passwd"), "bad recipe: the input name"),
+    (lambda r: r.update(inputs=[]), "bad recipe: inputs: List should have at least 1 item"),
 ])
 def test_malformed_recipes_are_one_line_errors(cli, tmp_path, photo, change, words):
     odd = _art_with_recipe(tmp_path, photo, cli, change)
@@ -251,7 +252,7 @@ def test_replay_reads_only_regular_files(cli, tmp_path, photo):
     os.mkfifo(fifo)
 
     def point_at_fifo(recipe):
-        recipe["input"] = {"name": "fifo.png", "path": str(fifo), "sha256": "0" * 64}
+        recipe["inputs"] = [{"name": "fifo.png", "path": str(fifo), "sha256": "0" * 64}]
     odd = _art_with_recipe(tmp_path, photo, cli, point_at_fifo)
     r = cli("replay", odd, "-o", tmp_path / "again.png", "--yes")
     assert r.returncode == 2 and "not beside" in one_error(r)  # the FIFO is skipped, never opened

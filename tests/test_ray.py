@@ -186,7 +186,7 @@ def test_a_video_split_at_its_cut_gives_the_frames_of_a_local_run(on_cluster, cl
 
 
 def test_chunks_start_at_cuts_or_warm_up_and_resume_where_they_stopped():
-    from artfx.executors.chunks import WARMUP, Chunk, plan_chunks, resume_at
+    from artfx.jobs.sequence import WARMUP, Chunk, plan_chunks, resume_at
 
     assert plan_chunks(12, [6], 2, True) == [Chunk(0, 0, 6), Chunk(6, 6, 12)]  # at the cut: no warm-up
     assert plan_chunks(12, [], 2, True) == [Chunk(0, 0, 6), Chunk(6 - WARMUP, 6, 12)]  # one shot: warm up
@@ -201,27 +201,25 @@ def test_chunks_start_at_cuts_or_warm_up_and_resume_where_they_stopped():
 
 
 def test_a_killed_worker_does_not_lose_or_repeat_an_output(on_cluster, tmp_path, caplog, capsys):
-    from artfx.options import RunOptions
-    from artfx.pipeline import Pipeline
-    from artfx.runner import execute
+    import artfx
 
     src = photos(tmp_path / "in")
-    opts = RunOptions(executor="ray", ray_address=on_cluster.address)
     killed: list[int] = []
     written: list[Path] = []
 
-    def on_progress(label, done, total, metrics):
-        if label.startswith("worker") and not killed:  # a worker has finished a file and is busy with the next
-            killed.append(metrics["pid"])
-            os.kill(metrics["pid"], signal.SIGKILL)
+    class Watch(artfx.Report):
+        def progress(self, label, done, total, metrics):
+            if label.startswith("worker") and not killed:  # a worker has finished a file, is busy with the next
+                killed.append(metrics["pid"])
+                os.kill(metrics["pid"], signal.SIGKILL)
 
-    def on_file(src_path, dest, exc):
-        assert exc is None, exc
-        written.append(dest)
+        def file(self, src_path, dest, exc):
+            assert exc is None, exc
+            written.append(dest)
 
     caplog.set_level(logging.INFO, logger="artfx")
-    execute(Pipeline.from_spec("sleepy:seconds=1:checkpoint=false"), [str(src)], str(tmp_path / "out"), opts,
-            on_progress=on_progress, on_file=on_file)
+    artfx.run("sleepy:seconds=1:checkpoint=false", src, output=tmp_path / "out", progress=Watch(),
+              executor="ray", ray_address=on_cluster.address)
     assert killed
     assert sorted(written) == sorted(tmp_path / "out" / f"p{i}.png" for i in range(6))  # each once
     for i in range(6):

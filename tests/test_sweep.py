@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from artfx.sweep import Vary, contact_sheet, grid, parse_vary
+from artfx.jobs.sweep import Vary, contact_sheet, grid, parse_vary
 
 
 def sheet_info(path: Path) -> dict:
@@ -59,7 +59,7 @@ def test_sheet_has_the_input_and_every_cell_captioned(cli, photo, tmp_path):
 
 
 def test_contact_sheet_captions_are_drawn():
-    from artfx.sweep import Cell
+    from artfx.jobs.sweep import Cell
 
     img = np.full((20, 30, 3), 0.5, np.float32)
     rows = [[Cell({"a.b": "1"}, "b=1", img), Cell({"a.b": "2"}, "b=2", img)]]

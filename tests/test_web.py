@@ -190,7 +190,7 @@ def test_quantize_job_runs_with_live_events_and_downloads_with_recipe(app, tmp_p
     (tmp_path / "chelsea.jpg").write_bytes((SAMPLES / "chelsea.jpg").read_bytes())
     recipe = read_recipe(tmp_path / "chelsea-art.png")
     assert recipe["spec"] == "quantize:k=4:palette_out=chelsea-palette-out.gpl" and recipe["seed"] == 3
-    assert recipe["input"]["name"] == "chelsea.jpg" and app.session.folder.name not in json.dumps(recipe)
+    assert recipe["inputs"][0]["name"] == "chelsea.jpg" and app.session.folder.name not in json.dumps(recipe)
     r = cli("replay", tmp_path / "chelsea-art.png", "-o", tmp_path / "again.png", "--yes")
     assert r.returncode == 0, r.err
     assert np.array_equal(np.asarray(Image.open(tmp_path / "again.png")), np.asarray(Image.open(tmp_path / "chelsea-art.png")))

@@ -144,7 +144,7 @@ def test_upload_set_k_run_see_four_colours_and_download_with_recipe(server, brow
     target = downloads / "chelsea-art.png"
     wait(browser, lambda d: target.exists() and not list(downloads.glob("*.crdownload")), what="download")
     recipe = read_recipe(target)
-    assert recipe["spec"] == "quantize:k=4" and recipe["input"]["name"] == "chelsea.jpg"
+    assert recipe["spec"] == "quantize:k=4" and recipe["inputs"][0]["name"] == "chelsea.jpg"
     assert len(np.unique(np.asarray(Image.open(target).convert("RGB")).reshape(-1, 3), axis=0)) == 4
 
 

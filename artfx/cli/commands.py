@@ -1,5 +1,5 @@
 """The commands that run stages: ``pipeline``, one command per stage, and ``replay``. They parse, call the
-runner (:mod:`artfx.runner`) and print; all the running is done there."""
+Python front door (:func:`artfx.api.run`, :func:`artfx.api.replay`) and print; all the running is done there."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from artfx.cli.params import make_command, run_option_specs, stage_option_specs
 from artfx.cli.view import ProgressView, error_line, say
 from artfx.errors import ArtfxError, UsageError
 from artfx.options import RunOptions
+from artfx.stage import Report
 
 log = logging.getLogger("artfx")
 
@@ -26,28 +27,47 @@ def run_options(kw: dict[str, Any], settings: dict[str, Any] | None = None) -> R
     return RunOptions.build(where="--", **values)
 
 
+class CommandReport(Report):
+    """What a command shows as a job goes: progress bars (:class:`ProgressView`), a "wrote" line per file
+    written (unless --quiet), and a line per input that failed in a batch."""
+
+    def __init__(self, view: ProgressView, quiet: bool):
+        self.view, self.quiet = view, quiet
+
+    def progress(self, label: str, done: float, total: float | None, metrics: dict) -> None:
+        self.view(label, done, total, metrics)
+
+    def saved(self, path: Path) -> None:
+        if not self.quiet:
+            say(f"wrote {path}")
+
+    def file(self, src: Path, dest: Path, error: Exception | None) -> None:
+        if error is not None:
+            message = str(error)
+            error_line(message if message.startswith(str(src)) else f"{src}: {message}")
+        elif not self.quiet and str(dest) != "-":
+            say(f"wrote {dest}")
+
+
+def given_options(opts: RunOptions) -> dict[str, Any]:
+    """The options as keywords for the front door (:func:`artfx.api.run`)."""
+    return {k: getattr(opts, k) for k in RunOptions.model_fields}
+
+
 def execute(pipeline: Any, inputs: list[str], kw: dict[str, Any], settings: dict[str, Any] | None = None) -> None:
     """Run a pipeline as the shared options say, printing what was written and what failed."""
-    from artfx.runner import execute as run_job
+    from artfx.api import run
 
     opts = run_options(kw, settings)
     output = kw["output"]
     if output == "-" and sys.stdout is not None and sys.stdout.isatty():
         raise UsageError("refusing to write a PNG to the terminal; redirect standard output or use -o FILE")
-
-    def on_file(src: Path, dest: Path, exc: Exception | None) -> None:
-        if exc is not None:
-            message = str(exc)
-            error_line(message if message.startswith(str(src)) else f"{src}: {message}")
-        elif not kw["quiet"] and str(dest) != "-":
-            say(f"wrote {dest}")
-
-    def on_saved(path: Path) -> None:
-        if not kw["quiet"]:
-            say(f"wrote {path}")
-
+    if not inputs:
+        raise UsageError("no input image given")
+    if not output:
+        raise UsageError("no output given; add -o OUT (a file, a directory for several inputs, or -)")
     with ProgressView(not kw["quiet"]) as view:
-        run_job(pipeline, inputs, output, opts, on_progress=view, on_file=on_file, on_saved=on_saved)
+        run(pipeline, inputs, output=output, progress=CommandReport(view, kw["quiet"]), **given_options(opts))
 
 
 # ---- pipeline ------------------------------------------------------------------------------------------------
@@ -152,7 +172,7 @@ def replay(
 ) -> None:
     """Reproduce an artfx PNG from the recipe stored in it (same machine: bit for bit). Shows what it would run
     and asks first, unless --yes."""
-    from artfx.replay import replay as run_replay
+    from artfx.api import replay as run_replay
 
     def confirm(lines: list[str]) -> bool:
         if not quiet or not yes:
@@ -166,12 +186,6 @@ def replay(
                              "it (standard input is not a terminal to ask on)")
         return typer.confirm("run it?", default=False, err=True)
 
-    def on_saved(path: Path) -> None:
-        if not quiet:
-            say(f"wrote {path}")
-
     with ProgressView(not quiet) as view:
-        run_replay(image, output, input_=input_, device=device, force=force, allow_huge=allow_huge, confirm=confirm,
-                   on_progress=view, on_saved=on_saved)
-    if not quiet and output != "-":
-        say(f"wrote {output}")
+        run_replay(image, output, input=input_, device=device, force=force, allow_huge=allow_huge, confirm=confirm,
+                   progress=CommandReport(view, quiet))

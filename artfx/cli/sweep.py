@@ -15,10 +15,11 @@ SWEEP_HELP = ("Run a pipeline over a grid of parameter values and write a contac
 
 
 def sweep_body(kw: dict[str, Any]) -> None:
-    from artfx.cli.commands import run_options
+    from artfx.api import sweep
+    from artfx.cli.commands import CommandReport, given_options, run_options
     from artfx.config import load_config
+    from artfx.pipeline import Pipeline
     from artfx.spec import parse_spec
-    from artfx.sweep import parse_vary, run_sweep
 
     args = list(kw["args"] or [])
     settings: dict[str, Any] = {}
@@ -30,11 +31,13 @@ def sweep_body(kw: dict[str, Any]) -> None:
         raw = [(s.name, dict(s.params), s.bare) for s in parse_spec(args.pop(0))]
     if len(args) != 1:
         raise UsageError(f"a sweep takes one input image, not {len(args)}")
-    varies = [parse_vary(v) for v in kw["vary"] or []]
+    if not kw["vary"]:
+        raise UsageError("nothing to sweep: add --vary STEP.PARAM=V1,V2,...")
     opts = run_options(kw, settings)
     with ProgressView(not kw["quiet"]) as view:
-        run_sweep(raw, args[0], varies, kw["output"], opts, kw["set"] or [], kw["cells"], kw["cell_size"] or 256,
-                  on_progress=view)
+        sweep(Pipeline.from_raw(raw, kw["set"] or []), args[0], vary=kw["vary"], output=kw["output"],
+              cells=kw["cells"], cell_size=kw["cell_size"] or 256, progress=CommandReport(view, True),
+              **given_options(opts))
     if not kw["quiet"]:
         say(f"wrote {kw['output']}" + (f" and the cells in {kw['cells']}" if kw["cells"] else ""))
 

@@ -1,4 +1,4 @@
-"""``--executor ray``: a job's pieces on the workers of a Ray cluster.
+"""``--executor ray``: a job's pieces on the workers of a Ray cluster (:class:`RayExecutor`).
 
 - The cluster: ``--ray-address`` unset starts a Ray instance on this machine (listening on 127.0.0.1 only) and
   stops it at the end; ``auto`` joins the cluster this machine belongs to; ``host:port`` or ``ray://host:port`` a
@@ -8,8 +8,10 @@
   given, so workers sharing a machine do not oversubscribe its cores, and keeps what it loads (the stages, the
   VGG-19 weights, the job's parameter files) for every piece it runs.
 - Pieces are handed out with ``ray.wait``, two per worker at a time, so the next input is already on the worker
-  when one finishes. A worker that dies is restarted by Ray (``max_restarts``) and its pieces run again
-  (``max_task_retries``); the driver writes each result once, when it arrives, atomically.
+  when one finishes. Every piece is one Ray streaming task: a ``map`` piece sends back its one result, a
+  ``stream`` piece each result as soon as it is made (a video's frames). A worker that dies is restarted by Ray
+  (``max_restarts``) and its pieces run again (``max_task_retries``; Ray drops the results already delivered).
+- Errors travel as data: a piece that fails is one line (and whether it was a usage error), never a retry.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import time
 from typing import Any, Callable, Iterator
 
 from artfx.errors import ArtfxError, Interrupted, UsageError, one_line
+from artfx.executors.base import Outcome
+from artfx.version import __version__
 
 log = logging.getLogger("artfx")
 
@@ -160,7 +164,7 @@ said with --verbose."""
 
 
 class Worker:
-    """One Ray actor: a process that keeps its stages, models and parameter files loaded between pieces."""
+    """One Ray actor: a process that keeps its stages, models and the jobs' shared parts loaded between pieces."""
 
     def __init__(self, threads: int, stages: list[str]):
         _set_threads(threads)
@@ -174,8 +178,6 @@ class Worker:
     def hello(self) -> dict:
         import ray
 
-        from artfx import __version__
-
         return {"pid": os.getpid(), "host": socket.gethostname(), "version": __version__,
                 "node": ray.get_runtime_context().get_node_id()[:8], "gpus": list(ray.get_gpu_ids()),
                 "threads": self.threads}
@@ -188,28 +190,36 @@ class Worker:
             self.shared = {key: ray.get(box[0])}
         return self.shared[key]
 
-    def run(self, fn: Callable[[Any, Any], dict], piece: Any, shared: list) -> dict:
-        out = fn(piece, self._shared(shared))
-        out["pid"], out["rss"] = os.getpid(), _peak_rss()
-        return out
+    def run(self, fn: Callable[[Any, Any, Any], Any], piece: Any, box: list, many: bool) -> Iterator[dict]:
+        """A Ray streaming generator: ``fn``'s one result (``many`` False) or each of its results as it comes,
+        or the error that stopped it, as data."""
+        began = time.perf_counter()
+        try:
+            shared = self._shared(box)
+            results = fn(piece, shared, None) if many else iter([fn(piece, shared, None)])
+            for value in results:
+                yield {"value": value, "pid": os.getpid(), "rss": _peak_rss(), "seconds": time.perf_counter() - began}
+                began = time.perf_counter()
+        except Exception as exc:  # noqa: BLE001 - reported for this piece; the others go on
+            yield {**failure(exc), "pid": os.getpid(), "rss": _peak_rss(), "seconds": time.perf_counter() - began}
 
-    def stream(self, fn: Callable[[Any, Any], Iterator[dict]], piece: Any, shared: list) -> Iterator[dict]:
-        """A Ray streaming generator: each result goes back as soon as it is made (a video's frames). A worker
-        that dies is restarted and the piece replayed; Ray drops what was already delivered."""
-        for out in fn(piece, self._shared(shared)):
-            out["pid"], out["rss"] = os.getpid(), _peak_rss()
-            yield out
+
+def failure(exc: BaseException) -> dict:
+    """An error as data: Ray retries only when a worker dies, never for a piece that cannot be done."""
+    if isinstance(exc, ArtfxError):
+        return {"error": one_line(exc, 400), "usage": exc.exit_code == 2}
+    if isinstance(exc, MemoryError):
+        return {"error": "out of memory on the worker (try --max-size, or smaller sizes in the steps)"}
+    return {"error": one_line(f"internal error: {type(exc).__name__}: {exc}", 400)}
 
 
 class Pool:
     """The job's workers on the cluster, and the pieces handed out to them."""
 
-    def __init__(self, ray: Any, opts: Any, pieces: int, stages: list[str],
-                 on_progress: Callable | None = None):
-        self.ray, self.on_progress = ray, on_progress
+    def __init__(self, ray: Any, device: str, pieces: int, stages: list[str]):
+        self.ray, self.report = ray, None
         resources = ray.cluster_resources()
         gpus, cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 0))
-        device = opts.device
         if device.startswith("cuda:"):
             raise UsageError(f"--device {device}: with --executor ray each worker has a GPU of its own; "
                              "use --device cuda or auto")
@@ -217,7 +227,7 @@ class Pool:
             raise UsageError("--device cuda: the Ray cluster has no GPU", hint="use --device auto or cpu")
         per = max(1, int(os.environ.get("ARTFX_RAY_WORKER_CPUS", "1") or 1))
         use_gpu = gpus > 0 and device not in ("cpu", "mps")
-        count = min(pieces, gpus if use_gpu else cpus // per)
+        count = min(max(1, pieces), gpus if use_gpu else cpus // per)
         if count < 1:
             raise UsageError(f"the Ray cluster has no room for a worker ({cpus} CPU, {gpus} GPU; each worker "
                              f"asks for {per} CPU)")
@@ -239,8 +249,6 @@ class Pool:
             self.close()
             raise UsageError(f"the Ray workers cannot start artfx: {one_line(exc, 200)}",
                              hint=f"every machine of the cluster needs {INSTALL}, the same version") from None
-        from artfx import __version__
-
         for k, info in enumerate(self.info):
             if info["version"] != __version__:
                 self.close()
@@ -249,66 +257,33 @@ class Pool:
             log.info("worker %d: pid %d on %s (node %s), %d thread(s)%s", k + 1, info["pid"], info["host"],
                      info["node"], info["threads"], f", GPU {info['gpus']}" if info["gpus"] else "")
 
-    def map(self, fn: Callable, count: int, piece: Callable[[int], Any], shared: Any
-            ) -> Iterator[tuple[int, dict]]:
-        """Yield (index, result) as pieces finish, in any order; ``piece(i)`` is built only when it is sent."""
+    def run(self, fn: Callable, count: int, piece: Callable[[int], Any], shared: Any, many: bool
+            ) -> Iterator[Outcome]:
+        """Yield each piece's results as Outcomes as they arrive, in any order; a free worker takes the next
+        piece. ``piece(i)`` is built only when it is sent; one that cannot be built is an Outcome with its
+        error."""
         ray = self.ray
         box = [ray.put(shared)]
         queue = iter(range(count))
-        pending: dict[Any, tuple[int, int]] = {}
-        unsent: list[tuple[int, dict]] = []  # pieces that could not be made (an unreadable input)
+        streams: dict[Any, tuple[int, int]] = {}
+        unsent: list[Outcome] = []
 
         def send(k: int) -> None:
-            from artfx.executors.work import failure
-
             for i in queue:
                 try:
-                    pending[self.actors[k].run.remote(fn, piece(i), box)] = (i, k)
+                    streams[self.actors[k].run.remote(fn, piece(i), box, many)] = (i, k)
                     return
-                except ArtfxError as exc:
-                    unsent.append((i, failure(exc)))
+                except Exception as exc:  # noqa: BLE001 - an input that cannot be read: that piece fails
+                    unsent.append(Outcome(i, error=exc))
 
         for _ in range(IN_FLIGHT):
             for k in range(len(self.actors)):
                 send(k)
         try:
-            while pending or unsent:
+            while streams or unsent:
                 if unsent:
                     yield unsent.pop(0)
                     continue
-                ready, _ = ray.wait(list(pending), num_returns=1, timeout=WAIT)
-                if not ready:
-                    continue
-                i, k = pending.pop(ready[0])
-                yield i, self._result(ready[0], k)
-                send(k)
-        except KeyboardInterrupt:
-            raise Interrupted("interrupted") from None
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        """Stop the workers (their pieces are done, or the job is over)."""
-        for a in self.actors:
-            self.ray.kill(a)
-
-    def stream(self, fn: Callable, count: int, piece: Callable[[int], Any], shared: Any
-               ) -> Iterator[tuple[int, dict]]:
-        """Yield (index, result) as the pieces' streams deliver them; a free worker takes the next piece."""
-        ray = self.ray
-        box = [ray.put(shared)]
-        queue = iter(range(count))
-        streams: dict[Any, tuple[int, int]] = {}
-
-        def send(k: int) -> None:
-            i = next(queue, None)
-            if i is not None:
-                streams[self.actors[k].stream.remote(fn, piece(i), box)] = (i, k)
-
-        for k in range(len(self.actors)):
-            send(k)
-        try:
-            while streams:
                 ready, _ = ray.wait(list(streams), num_returns=1, timeout=WAIT)
                 if not ready:
                     continue
@@ -319,28 +294,23 @@ class Pool:
                     del streams[ready[0]]
                     send(k)
                     continue
-                yield i, self._result(ref, k)
+                yield self._outcome(i, ref, k)
         except KeyboardInterrupt:
             raise Interrupted("interrupted") from None
-        finally:
-            self.close()
 
-    def report(self, began: float, connected: float, started: float) -> None:
-        """Say (--verbose) and keep (:data:`LAST_JOB`) what each worker did and what the start cost."""
-        LAST_JOB.clear()
-        LAST_JOB.update(connect_s=connected - began, start_s=started - began, run_s=time.monotonic() - started,
-                        workers=len(self.actors), pieces=list(self.done), peak_rss=list(self.peak))
-        for k, (n, peak) in enumerate(zip(self.done, self.peak)):
-            log.info("worker %d: %d piece(s), peak memory %.0f MB", k + 1, n, peak / 2**20)
+    def close(self) -> None:
+        """Stop the workers (their pieces are done, or the job is over)."""
+        for a in self.actors:
+            self.ray.kill(a)
 
-    def _result(self, ref: Any, k: int) -> dict:
+    def _outcome(self, i: int, ref: Any, k: int) -> Outcome:
         ray = self.ray
         try:
             out = ray.get(ref)
         except ray.exceptions.RayActorError:
-            return {"error": f"its worker died {TASK_RETRIES + 1} times while running it"}
+            return Outcome(i, error=ArtfxError(f"its worker died {TASK_RETRIES + 1} times while running it"))
         except Exception as exc:  # noqa: BLE001 - a worker that cannot unpack a piece
-            return {"error": one_line(f"the worker failed: {exc}", 300)}
+            return Outcome(i, error=ArtfxError(one_line(f"the worker failed: {exc}", 300)))
         pid = out.get("pid")
         if pid is not None and pid != self.info[k]["pid"]:
             log.warning("worker %d (pid %d on %s) died; Ray restarted it (pid %d) and ran its pieces again",
@@ -348,10 +318,68 @@ class Pool:
             self.info[k]["pid"] = pid
         self.done[k] += 1
         self.peak[k] = max(self.peak[k], out.get("rss", 0))
-        log.debug("worker %d: a piece in %.2f s", k + 1, out.get("seconds", 0.0))
-        if self.on_progress is not None and log.isEnabledFor(logging.INFO):  # --verbose: a line per worker
+        log.debug("worker %d: a result in %.2f s", k + 1, out.get("seconds", 0.0))
+        if self.report is not None and log.isEnabledFor(logging.INFO):  # --verbose: a line per worker
             info = self.info[k]
-            self.on_progress(f"worker {k + 1}", self.done[k], None,
-                             {"host": info["host"], "pid": info["pid"], "s": round(out.get("seconds", 0.0), 2),
-                              "MB": round(self.peak[k] / 2**20)})
-        return out
+            self.report.progress(f"worker {k + 1}", self.done[k], None,
+                                 {"host": info["host"], "pid": info["pid"], "s": round(out.get("seconds", 0.0), 2),
+                                  "MB": round(self.peak[k] / 2**20)})
+        if "error" in out:
+            return Outcome(i, error=(UsageError if out.get("usage") else ArtfxError)(out["error"]))
+        return Outcome(i, out["value"])
+
+
+class RayExecutor:
+    """``--executor ray``: the cluster joined (or a Ray instance started) on entry, the workers started, and
+    left on exit; :data:`LAST_JOB` keeps what the job measured."""
+
+    remote = True
+
+    def __init__(self, address: str | None, device: str, stages: list[str], pieces: int):
+        self.cluster = Cluster(address)
+        self.device, self.stages, self.pieces = device, stages, pieces
+        self.pool: Pool | None = None
+
+    @property
+    def workers(self) -> int:
+        return len(self.pool.actors) if self.pool is not None else 0
+
+    def __enter__(self) -> "RayExecutor":
+        self.began = time.monotonic()
+        ray = self.cluster.__enter__()
+        self.connected = time.monotonic()
+        try:
+            self.pool = Pool(ray, self.device, self.pieces, self.stages)
+        except BaseException:
+            self.cluster.__exit__(None, None, None)
+            raise
+        self.started = time.monotonic()
+        log.info("Ray: %d worker(s) ready in %.1f s (the cluster in %.1f s)", self.workers,
+                 self.started - self.began, self.connected - self.began)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            if self.pool is not None:
+                pool = self.pool
+                LAST_JOB.clear()
+                LAST_JOB.update(connect_s=self.connected - self.began, start_s=self.started - self.began,
+                                run_s=time.monotonic() - self.started, workers=len(pool.actors),
+                                pieces=list(pool.done), peak_rss=list(pool.peak))
+                for k, (n, peak) in enumerate(zip(pool.done, pool.peak)):
+                    log.info("worker %d: %d result(s), peak memory %.0f MB", k + 1, n, peak / 2**20)
+                pool.close()
+        finally:
+            self.cluster.__exit__(*exc)
+
+    def map(self, fn: Callable, count: int, piece: Callable[[int], Any], shared: Any, report: Any = None
+            ) -> Iterator[Outcome]:
+        assert self.pool is not None, "use the executor as a context manager"
+        self.pool.report = report
+        return self.pool.run(fn, count, piece, shared, many=False)
+
+    def stream(self, fn: Callable, count: int, piece: Callable[[int], Any], shared: Any, report: Any = None
+               ) -> Iterator[Outcome]:
+        assert self.pool is not None, "use the executor as a context manager"
+        self.pool.report = report
+        return self.pool.run(fn, count, piece, shared, many=True)

@@ -13,12 +13,13 @@ OpenCV, tifffile and ImageCms are imported inside the functions that need them: 
 
 from artfx.io.files import atomic_write, check_writable, same_file, sha256_file
 from artfx.io.png import RECIPE_KEY
-from artfx.io.read import Picture, read_image, read_recipe
+from artfx.io.read import Picture, check_pixels, read_image, read_recipe
 from artfx.io.resize import resize_long_side, resize_to
 from artfx.io.write import FORMATS, encode_image, gif_writer, output_format, write_image
 
 __all__ = [
-    "FORMATS", "RECIPE_KEY", "Picture", "atomic_write", "check_writable", "encode_image", "gif_writer",
+    "FORMATS", "RECIPE_KEY", "Picture", "atomic_write", "check_pixels", "check_writable", "encode_image",
+    "gif_writer",
     "output_format", "read_image", "read_recipe", "resize_long_side", "resize_to", "same_file", "sha256_file",
     "write_image",
 ]

@@ -153,9 +153,17 @@ def _open(data: bytes, source: str, allow_huge: bool) -> Image.Image:
         finally:
             if allow_huge:
                 Image.MAX_IMAGE_PIXELS = limit
-    if not allow_huge and limit is not None and img.width * img.height > limit:
-        raise _bomb_error(source, f"{img.width}x{img.height} is more than {limit} pixels")
+    check_pixels(img.width, img.height, source, allow_huge)
     return img
+
+
+def check_pixels(width: int, height: int, source: str, allow_huge: bool = False) -> None:
+    """The decompression-bomb guard on a picture's size, for pictures not opened through Pillow (a video's
+    frames, from the stream's declared size before decoding): ImageError over Pillow's MAX_IMAGE_PIXELS unless
+    ``allow_huge``."""
+    limit = Image.MAX_IMAGE_PIXELS
+    if not allow_huge and limit is not None and width * height > limit:
+        raise _bomb_error(source, f"{width}x{height} is more than {limit} pixels")
 
 
 def _bomb_error(source: str, detail: str) -> ImageError:

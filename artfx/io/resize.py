@@ -10,17 +10,26 @@ def resize_long_side(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Downscale (never upscale) so that the longer side is at most ``max_size``, averaging areas; ``alpha``
     follows the same way. Returns the inputs themselves when they are already small enough."""
-    if max_size < 1:
-        raise ValueError(f"max_size must be at least 1, not {max_size}")
-    h, w = rgb.shape[:2]
-    long_side = max(h, w)
-    if long_side <= max_size:
+    new_h, new_w = long_side_shape(rgb.shape[:2], max_size)
+    if (new_h, new_w) == rgb.shape[:2]:
         return rgb, alpha
-    scale = max_size / long_side
-    new_h = max_size if h == long_side else max(1, round(h * scale))
-    new_w = max_size if w == long_side else max(1, round(w * scale))
     out = resize_to(rgb, new_h, new_w)
     return out, (None if alpha is None else resize_to(alpha, new_h, new_w))
+
+
+def long_side_shape(shape: tuple[int, int], max_size: int | None) -> tuple[int, int]:
+    """(height, width) of a picture of ``shape`` after :func:`resize_long_side` to ``max_size`` (None: as is)."""
+    h, w = int(shape[0]), int(shape[1])
+    if max_size is None:
+        return h, w
+    if max_size < 1:
+        raise ValueError(f"max_size must be at least 1, not {max_size}")
+    long_side = max(h, w)
+    if long_side <= max_size:
+        return h, w
+    scale = max_size / long_side
+    return (max_size if h == long_side else max(1, round(h * scale)),
+            max_size if w == long_side else max(1, round(w * scale)))
 
 
 def resize_to(rgb_or_alpha: np.ndarray, height: int, width: int) -> np.ndarray:

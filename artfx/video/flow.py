@@ -117,6 +117,9 @@ def _histogram_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(cv2.compareHist(hist(a), hist(b), cv2.HISTCMP_BHATTACHARYYA))
 
 
+histogram_distance = _histogram_distance  # the colour-histogram cut test, for a job's scan for cuts
+
+
 def estimate(prev: np.ndarray, cur: np.ndarray, side: int = FLOW_SIDE) -> FlowPair:
     """The flow pair between two frames (float32 (H, W, 3) in [0, 1], same size), at most ``side`` px long."""
     import cv2

@@ -173,11 +173,10 @@ def _to_value(value: Any, uploads: dict[str, Upload], names: dict[str, str]) -> 
 
 
 def _reads(step: Any) -> list[Path]:
-    paths = [Path(v) for _, n, v, kind in _step_files(step) if kind == INPUT_FILE]
-    reads = getattr(step.stage, "reads", None)
-    if callable(reads):
-        paths += [Path(p) for p in reads(step.params)]
-    return paths
+    """Every file one step reads (its parameter files and its stage's ``reads`` hook), as a pipeline says."""
+    from artfx.pipeline import Pipeline
+
+    return Pipeline([step]).reads()
 
 
 def _step_files(step: Any) -> list[tuple[str, str, Any, str]]:

@@ -1,9 +1,9 @@
 """Jobs and their queue: one job at a time per device, the others waiting in order, each able to be cancelled.
 
-A job runs a validated pipeline (:mod:`artfx.web.forms`) on an upload, in a worker thread of its device. Its
-progress, live image (``Run.on_image``: every image a stage checkpoints) and state are kept on the job, where the
-page's event stream reads them; cancelling sets ``Run.cancelled``, which stops the run at the stage's next
-progress report. Results are written into the job's folder inside the session's temporary folder: the picture
+A job runs a validated pipeline (:mod:`artfx.web.forms`) on an upload, in a worker thread of its device, through
+:func:`artfx.api.run`, whose report (:class:`JobReport`) keeps its progress and live image (every image a stage
+checkpoints) on the job, where the page's event stream reads them; cancelling the job stops the run at the
+stage's next progress report. Results are written into the job's folder inside the session's temporary folder: the picture
 with its recipe (:func:`artfx.api.write_image` of the Result) and the side outputs asked for.
 """
 
@@ -23,6 +23,7 @@ import numpy as np
 
 from artfx.errors import ArtfxError, Cancelled, Interrupted, one_line
 from artfx.options import RunOptions
+from artfx.stage import Report
 from artfx.web.forms import Prepared, Upload, command_line, recipe_for_users
 
 log = logging.getLogger("artfx.web")
@@ -54,7 +55,6 @@ class Job:
     files: dict[str, Path] = field(default_factory=dict)  # download name -> file
     created: float = field(default_factory=time.monotonic)
     seconds: float | None = None
-    run: Any = None  # the artfx.stage.Run while running
     _cancel: bool = False
     _latest: np.ndarray | None = None
     _preview: tuple[int, bytes] | None = None
@@ -107,12 +107,28 @@ class Job:
         return out
 
 
+class JobReport(Report):
+    """A run's report to its job: progress and live images kept on the job, cancelled when the job is."""
+
+    watching = True
+
+    def __init__(self, job: Job):
+        self.job = job
+
+    @property
+    def cancelled(self) -> bool:  # type: ignore[override]
+        return self.job._cancel
+
+    def progress(self, label: str, done: float, total: float | None, metrics: dict) -> None:
+        self.job.on_progress(label, done, total, metrics)
+
+    def image(self, label: str, image: np.ndarray) -> None:
+        self.job.on_image(label, image)
+
+
 def run_job(job: Job) -> None:
-    """Run one job (in its device's worker thread) and write its files; the job's state says how it ended.
-    :func:`artfx.api.run_pipeline` with a :class:`~artfx.stage.Run` of our own, for ``on_image`` (the live
-    picture) and ``cancelled``."""
-    from artfx.api import run_pipeline, write_image
-    from artfx.stage import Run
+    """Run one job (in its device's worker thread) and write its files; the job's state says how it ended."""
+    from artfx.api import run, write_image
 
     prepared, opts = job.prepared, job.opts
     start = time.monotonic()
@@ -121,11 +137,8 @@ def run_job(job: Job) -> None:
         for _, _, path, name in prepared.outputs:
             if name.endswith(".zip"):
                 path.mkdir(parents=True, exist_ok=True)
-        state = Run(on_progress=job.on_progress, on_image=job.on_image)
-        job.run = state
-        state.cancelled = job._cancel
-        result = run_pipeline(prepared.pipeline, job.upload.path, opts.model_copy(update={"device": job.device}),
-                              state=state)
+        values = {k: getattr(opts, k) for k in RunOptions.model_fields}
+        result = run(prepared.pipeline, job.upload.path, progress=JobReport(job), **{**values, "device": job.device})
         result.recipe = recipe_for_users(result.recipe, prepared)
         job.files[job.output_name] = write_image(job.folder / job.output_name, result)
         for _, _, path, name in prepared.outputs:
@@ -145,7 +158,6 @@ def run_job(job: Job) -> None:
         job.state, job.error = "failed", one_line(f"internal error: {type(exc).__name__}: {exc}", 400)
     finally:
         job.seconds = round(time.monotonic() - start, 2)
-        job.run = None
 
 
 class JobQueue:
@@ -213,8 +225,6 @@ class JobQueue:
                 self._cond.notify_all()
                 return
             job._cancel = True
-            if job.run is not None:
-                job.run.cancelled = True
 
     def close(self, wait: float = 5.0) -> None:
         """Cancel everything and stop the workers (waiting at most ``wait`` seconds for running jobs)."""
@@ -227,8 +237,6 @@ class JobQueue:
             for job in self._running.values():
                 if job is not None:
                     job._cancel = True
-                    if job.run is not None:
-                        job.run.cancelled = True
             self._cond.notify_all()
         deadline = time.monotonic() + wait
         for worker in self._workers.values():

@@ -183,7 +183,7 @@ class _Primitive:
 
         def report(done, total, rmse):
             ctx.progress(done, total, rmse=round(rmse, 3))
-            if ctx.run.on_image is not None:  # a live view (the web page) watches the working canvas
+            if ctx.watched:  # a live view (the web page) watches the working canvas
                 ctx.checkpoint(np.clip(painter.canvas.cur, 0.0, 1.0).astype(np.float32))
 
         painter = Painter(target, bg, kind=CODE[params.shape], spread=max(W, H) / 256.0, params=params,

@@ -1,4 +1,5 @@
-"""Sweeps: one pipeline run over a grid of parameter values, laid out as a captioned contact sheet.
+"""Sweeps: one pipeline run over a grid of parameter values, laid out as a captioned contact sheet; each cell is
+one picture's piece on the executor the options pick.
 
     artfx sweep style photo.jpg --vary style.style_weight=10,100,1000 -o sheet.png
     artfx sweep quantize,slic photo.jpg --vary quantize.k=4,8 --vary slic.n=100,400 -o sheet.png --cells cells/
@@ -17,7 +18,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -154,72 +155,83 @@ def cell_name(index: int, cell: Cell) -> str:
     return f"{index + 1:02d}-{safe}.png"
 
 
-def run_sweep(raw: list, src: str, varies: list[Vary], output: str, opts, sets: Iterable[str] = (),
-              cells_dir: str | None = None, cell_size: int = 256,
-              on_progress: Callable | None = None) -> list[Cell]:
-    """Run every cell and write the sheet (and each cell's PNG into ``cells_dir``). Returns the cells."""
-    from artfx.io import check_writable, output_format, resize_long_side, write_image
-    from artfx.io.png import RECIPE_KEY, recipe_text
-    from artfx.runner import (STDIO, Plan, _check_reads, _make_dirs, inputs_of, make_recipe, per_input_pipeline,
-                              plan_outputs, read_input)
-    from artfx.stage import Context, Run
+def _check_varies(raw: list, varies: list[Vary]) -> None:
+    """A parameter varied twice (``--vary quantize.k=2,3 --vary 1.k=4,5``) would label cells with values they
+    were not made with: refused."""
+    from artfx.pipeline import find_step
 
+    steps = [[r[0]] for r in raw]
+    seen: dict[tuple[int, str], str] = {}
+    for v in varies:
+        ref, _, key = v.target.partition(".")
+        where = (find_step(steps, ref, f"--vary {v.target}"), key)
+        if where in seen:
+            raise UsageError(f"--vary {v.target}: the same parameter as --vary {seen[where]}; give its values "
+                             "in one --vary")
+        seen[where] = v.target
+
+
+def run_sweep(raw: list, src: str, varies: list[Vary], output: str, opts, sets: Iterable[str] = (),
+              cells_dir: str | None = None, cell_size: int = 256, report: Any = None) -> list[Cell]:
+    """Run every cell and write the sheet (and each cell's PNG, with its recipe, into ``cells_dir``): every
+    file and every cell's memory checked before any work, the cells on the executor the options pick. Returns
+    the cells."""
+    from artfx import executors
+    from artfx.io import resize_long_side, write_image
+    from artfx.io.files import STDIO
+    from artfx.jobs import plan as planner
+    from artfx.jobs.pieces import Files, Shared, deliver, pack_files, picture_piece, render_piece
+    from artfx.jobs.render import Work, admit, load_input
+    from artfx.stage import Report
+
+    report = report if report is not None else Report()
     if not output:
         raise UsageError("no output given; add -o SHEET.png")
     if src == STDIO or not Path(src).is_file():
         raise UsageError(f"input {src!r} does not exist" if src != STDIO else "a sweep needs an input file")
-    built = [(cell, per_input_pipeline(pipeline, Path(cell_name(i, cell)).stem))  # side files: one per cell
-             for i, (cell, pipeline) in enumerate(build(raw, varies, sets))]
-    plans = []
-    for _, pipeline in built:
-        _check_reads(pipeline)
-        plans.append(Plan(src, STDIO, pipeline, inputs_of(pipeline, [src])))
-        plan_outputs(plans[-1], opts.depth, opts.force)  # each cell's side files: writable, none over an input
-    protected = inputs_of(built[0][1], [src])
-    output_format(output)
-    check_writable(output, protected=protected, force=opts.force)
-    if cells_dir:
-        cdir = Path(cells_dir)
+    _check_varies(raw, varies)
+    cdir = Path(cells_dir) if cells_dir else None
+    if cdir is not None:
         if cdir.exists() and not cdir.is_dir():
             raise UsageError(f"--cells {cells_dir}: exists and is not a directory")
         if cdir.resolve() == Path(output).resolve():
             raise UsageError(f"--cells {cells_dir} is the sheet's own name; give the cells another folder")
-        check_writable(cdir / "cell.png", protected=protected, force=opts.force, make_parents=True)
-    picture, source = read_input(src, opts.allow_huge)
-    rgb = picture.rgb
-    if opts.max_size:
-        rgb, _ = resize_long_side(rgb, opts.max_size)
-    if not opts.allow_huge:  # every cell's memory, before any work (a cell with style:size=16384 is refused now)
-        from artfx import resources
-
-        for _, pipeline in built:
-            resources.check(pipeline, rgb.shape[:2], opts.device, held=rgb.nbytes * 2)
-    for plan in plans:
-        _make_dirs(plan)
+    built = [(cell, planner.tagged(pipeline, Path(cell_name(i, cell)).stem))  # side files: one per cell
+             for i, (cell, pipeline) in enumerate(build(raw, varies, sets))]
+    plans = [planner.cell(pipeline, src, cdir / cell_name(i, cell) if cdir else None, opts)
+             for i, (cell, pipeline) in enumerate(built)]
+    guarded = plans[0].protected
+    planner.sheet(output, opts, guarded)
+    picture, source = load_input(src, opts.allow_huge)
+    for plan in plans:  # every cell's memory, before any work (a cell with style:size=16384 is refused now)
+        admit(Work(plan.pipeline, opts), picture.rgb.shape[:2], src)
     rows = grid(varies)
     flat = [c for row in rows for c in row]
-    from artfx.executors import check, ray_cells
+    stages = list(dict.fromkeys(s.name for p in plans for s in p.pipeline.steps))
+    with executors.pick(opts, stages, len(plans)) as ex:
+        table, files = pack_files([p.pipeline for p in plans]) if ex.remote else ({}, Files())
+        slots: dict[int, list] = {}
 
-    check(opts)
-    remote = ray_cells([p for _, p in built], src, opts, on_progress) if opts.executor == "ray" else None
-    for index, ((_, pipeline), cell) in enumerate(zip(built, flat)):
-        if remote is not None:  # computed by the workers of a Ray cluster (artfx.executors)
-            cell.image, device = remote[index]
-        else:
-            run = Run.from_options(opts, protected=protected, on_progress=on_progress)
-            cell.image = pipeline.run(rgb, Context(run=run))
-            device = run.resolved_device or "cpu"
-        cell.recipe = make_recipe(pipeline, opts, device, source)
-        if cells_dir:
-            Path(cells_dir).mkdir(parents=True, exist_ok=True)
-            write_image(Path(cells_dir) / cell_name(index, cell), cell.image,
-                        metadata={RECIPE_KEY: recipe_text(cell.recipe)}, protected=protected, force=opts.force)
-        cell.image = _fit(cell.image, cell_size)  # the sheet needs no more: 256 cells of 12 MP would not fit
-        if on_progress is not None:
-            on_progress("sweep", index + 1, len(flat), {"cell": cell.caption})
+        def piece(i: int):
+            planner.make_dirs(plans[i])
+            made, slots[i] = picture_piece(plans[i], opts, ex.remote, table, keep=("image",), shared_input=True,
+                                           shared_source=source)
+            return made
+
+        shared = Shared(opts, ex.remote, files, input=Path(src).read_bytes() if ex.remote else picture,
+                        source=source)
+        for done, outcome in enumerate(ex.map(render_piece, len(plans), piece, shared, report), 1):
+            if outcome.error is not None:  # the first cell that fails stops the sweep with its error
+                raise outcome.error
+            i, delivered = outcome.index, outcome.value
+            deliver(plans[i], delivered, slots.pop(i, []), opts, report)
+            flat[i].recipe = delivered.rendered.recipe
+            flat[i].image = _fit(delivered.rendered.image, cell_size)  # 256 cells of 12 MP would not fit
+            report.progress("sweep", done, len(flat), {"cell": flat[i].caption})
+    rgb = resize_long_side(picture.rgb, opts.max_size)[0] if opts.max_size else picture.rgb
     sheet = contact_sheet(rgb, rows, cell_size)
     about = {"spec": built[0][1].spec(), "vary": [f"{v.target}={','.join(v.values)}" for v in varies],
              "input": source, "cells": [{"values": c.values, "caption": c.caption} for c in flat],
              "columns": len(rows[0]), "rows": len(rows), "cell_size": cell_size}
-    write_image(output, sheet, metadata={SHEET_KEY: json.dumps(about)}, protected=protected, force=opts.force)
+    write_image(output, sheet, metadata={SHEET_KEY: json.dumps(about)}, protected=guarded, force=opts.force)
     return flat
