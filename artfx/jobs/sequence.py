@@ -362,15 +362,19 @@ def run(pipeline: Pipeline, paths: list[Path], output: str, opts: RunOptions, re
     try:
         with executors.pick(opts, stages, total or 1) as ex:
             device, n = _frames(plan, folder, ex, opts, fps, total, temporal, report)
-    except (KeyboardInterrupt, Interrupted):
-        raise Interrupted(f"interrupted; {_kept(plan.work)}") from None
-    except UsageError:  # no cluster, no Ray: the frames made so far stay for the next try
+    except BaseException as exc:
+        if not folder.frames(total):  # nothing finished to keep
+            folder.remove()
+            raise
+        if isinstance(exc, (KeyboardInterrupt, Interrupted)):
+            raise Interrupted(f"interrupted; {_kept(plan.work)}") from None
+        if isinstance(exc, UsageError) and not isinstance(exc, OutputError):  # no cluster, no Ray
+            raise
+        if isinstance(exc, (ArtfxError, OSError)):  # a damaged input, a full disk: the frames, which may have
+            why = f"{exc}" if isinstance(exc, ArtfxError) else f"cannot write the work folder {plan.work} " \
+                f"({exc.strerror or exc})"  # taken hours, are kept
+            raise ArtfxError(f"{why}; {_kept(plan.work)}") from None
         raise
-    except ArtfxError as exc:  # a damaged input, a full disk: the frames, which may have taken hours, are kept
-        raise ArtfxError(f"{exc}; {_kept(plan.work)}") from None
-    except OSError as exc:
-        raise ArtfxError(f"cannot write the work folder {plan.work} ({exc.strerror or exc}); {_kept(plan.work)}") \
-            from None
     final = {**asked, "device": device or asked["device"]}
     try:
         _finish(plan, folder, n, fps, final, opts, info.audio)
