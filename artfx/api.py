@@ -23,9 +23,13 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from artfx import jobs
 from artfx.errors import UsageError
 from artfx.io import Picture
-from artfx.jobs.render import load_input
+from artfx.jobs import plan as planner
+from artfx.jobs.render import Work, load_input, render
+from artfx.jobs.replay import run as run_replay
+from artfx.jobs.sweep import parse_vary, run_sweep
 from artfx.options import RunOptions
 from artfx.pipeline import Pipeline, build_params
 from artfx.recipe import array_source
@@ -204,10 +208,6 @@ def run(pipeline: str | Pipeline | Iterable[tuple[str, dict[str, Any]]], source:
     >>> out.recipe["spec"]
     'quantize:k=4,slic:n=20'
     """
-    from artfx import jobs
-    from artfx.jobs import plan as planner
-    from artfx.jobs.render import Work, render
-
     pipe, settings = as_pipeline(pipeline, sets)
     opts = _options(settings, run_options)
     report = Report.of(progress)
@@ -247,8 +247,6 @@ def sweep(pipeline: str | Pipeline | Iterable[tuple[str, dict[str, Any]]], sourc
     >>> import artfx
     >>> cells = artfx.sweep("quantize", "photo.png", vary={"quantize.k": [2, 4]}, output="sheet.png")  # doctest: +SKIP
     """
-    from artfx.jobs.sweep import parse_vary, run_sweep
-
     pipe, settings = as_pipeline(pipeline, sets)
     opts = _options(settings, run_options)
     if isinstance(vary, dict):
@@ -266,8 +264,6 @@ def replay(image: str | Path, output: str | Path, *, input: str | Path | None = 
     """What ``artfx replay``: make an artfx PNG's picture again from its recipe and write ``output``.
     ``confirm(lines)``, when given, is shown what would run (the steps, every file read and written) and returns
     whether to go on; nothing the recipe names is opened before. Returns what was written."""
-    from artfx.jobs.replay import run as run_replay
-
     return run_replay(image, str(output), input_=str(input) if input else None, device=device, force=force,
                       allow_huge=allow_huge, confirm=confirm, report=Report.of(progress))
 

@@ -22,8 +22,16 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from artfx import executors
 from artfx.errors import SpecError, UsageError
+from artfx.io import resize_long_side, resize_to, write_image
+from artfx.io.files import STDIO
+from artfx.jobs import plan as planner
+from artfx.jobs.pieces import Files, Shared, deliver, pack_files, picture_piece, render_piece
+from artfx.jobs.render import Work, admit, load_input
+from artfx.pipeline import Pipeline, find_step
 from artfx.spec import normalise_key
+from artfx.stage import Report
 
 SHEET_KEY = "artfx-sweep"
 MAX_CELLS = 256
@@ -75,8 +83,6 @@ def grid(varies: list[Vary]) -> list[list[Cell]]:
 
 def build(raw: list, varies: list[Vary], sets: Iterable[str] = ()) -> list[tuple[Cell, Any]]:
     """Every cell's pipeline, validated before any work (a bad value fails with the parameter's message)."""
-    from artfx.pipeline import Pipeline
-
     if not varies:
         raise UsageError("nothing to sweep: add --vary STEP.PARAM=V1,V2,...")
     cells = [c for row in grid(varies) for c in row]
@@ -99,8 +105,6 @@ def _font(size: int):
 
 
 def _fit(image: np.ndarray, box: int) -> np.ndarray:
-    from artfx.io import resize_to
-
     h, w = image.shape[:2]
     s = box / max(h, w)
     return resize_to(image, max(1, round(h * s)), max(1, round(w * s))) if s != 1 else image
@@ -158,8 +162,6 @@ def cell_name(index: int, cell: Cell) -> str:
 def _check_varies(raw: list, varies: list[Vary]) -> None:
     """A parameter varied twice (``--vary quantize.k=2,3 --vary 1.k=4,5``) would label cells with values they
     were not made with: refused."""
-    from artfx.pipeline import find_step
-
     steps = [[r[0]] for r in raw]
     seen: dict[tuple[int, str], str] = {}
     for v in varies:
@@ -176,14 +178,6 @@ def run_sweep(raw: list, src: str, varies: list[Vary], output: str, opts, sets: 
     """Run every cell and write the sheet (and each cell's PNG, with its recipe, into ``cells_dir``): every
     file and every cell's memory checked before any work, the cells on the executor the options pick. Returns
     the cells."""
-    from artfx import executors
-    from artfx.io import resize_long_side, write_image
-    from artfx.io.files import STDIO
-    from artfx.jobs import plan as planner
-    from artfx.jobs.pieces import Files, Shared, deliver, pack_files, picture_piece, render_piece
-    from artfx.jobs.render import Work, admit, load_input
-    from artfx.stage import Report
-
     report = report if report is not None else Report()
     if not output:
         raise UsageError("no output given; add -o SHEET.png")
