@@ -301,7 +301,8 @@ def run_chunk(clip: Clip, shared: Shared, report: Report | None) -> Iterator[dic
             picture = Picture(u8.astype(np.float32) / np.float32(255), None, 8, "frame", f"frame {i + 1} of {name}")
             rendered = render(work, picture, report, frame=i)
             if i >= chunk.start:
-                out = {"frame": i, "png": encode_frame(rendered.image, clip.sixteen), "device": rendered.device}
+                out = {"frame": i, "png": encode_frame(rendered.image, clip.sixteen), "device": rendered.device,
+                       "cut": seq.cut}
                 if clip.keep_state:
                     out["state"] = seq.state_arrays
                 yield out
@@ -422,13 +423,15 @@ def _frames(plan: planner.SequencePlan, folder: WorkFolder, ex: Any, opts: RunOp
                       paths=[str(p) for p in plan.paths], state=state, keep_state=temporal,
                       protected=plan.protected)]
         have = set(range(start))
-    device, made, began = None, 0, time.monotonic()
+    device, made, began, cuts = None, 0, time.monotonic(), []
     last_save, save_cost = time.monotonic(), 0.0
     for outcome in ex.stream(run_chunk, len(clips), lambda i: clips[i], shared, report):
         if outcome.error is not None:
             raise outcome.error
         out = outcome.value
         device = device or out["device"]
+        if out.get("cut"):
+            cuts.append(out["frame"])
         if out["frame"] not in have:
             folder.add(FRAME_NAME.format(out["frame"] + 1), out["png"])
             have.add(out["frame"])
@@ -445,6 +448,8 @@ def _frames(plan: planner.SequencePlan, folder: WorkFolder, ex: Any, opts: RunOp
     n = max(have) + 1 if have else 0
     if n == 0:
         raise ImageError(f"{plan.paths[0]} has no frames")
+    if cuts:
+        log.info("scene cuts before frames %s", ", ".join(str(i + 1) for i in sorted(cuts)))
     return device, n
 
 
