@@ -380,3 +380,22 @@ def test_a_sweep_checks_its_cells_folder_and_keeps_each_cell_s_side_files(cli, p
     palettes = sorted(tmp_path.glob("pp-*.gpl"))
     assert len(palettes) == 2
     assert sorted(len(p.read_text().splitlines()) - 4 for p in palettes) == [2, 3]  # each cell's own colours
+
+
+# ---- issue 20: odd names, short writes, deep JSON, leftovers, examples ---------------------------------------------
+def test_every_stage_shows_an_example_that_runs(cli, plugin_path):
+    import shlex
+
+    from artfx import registry
+
+    names = [e.name for e in registry.entries()]
+    assert {"quantize", "slic", "primitive", "style"} <= set(names)
+    for name in names + ["channels", "sleepy", "bytes"]:
+        r = cli("stages", "show", name, plugins=plugin_path)
+        assert r.returncode == 0, r.err
+        line = r.stdout.decode().strip().splitlines()[-1]
+        assert line.startswith("example: artfx pipeline ") and "VALUE" not in line, line
+        spec = shlex.split(line)[3]
+        assert spec.startswith(f"{name}:")
+        checked = cli("pipeline", spec, "--dump-config", plugins=plugin_path)  # parsed and validated, not run
+        assert checked.returncode == 0 and f'stage = "{name}"' in checked.stdout.decode(), (spec, checked.err)
