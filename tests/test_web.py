@@ -300,6 +300,35 @@ def test_upload_limits_and_the_decompression_bomb_guard(monkeypatch):
         assert path.parent.parent == application.state.session.uploads_dir
 
 
+def test_odd_upload_names_give_commands_that_run_and_show_what_they_are(app, cli, tmp_path, monkeypatch):
+    import shlex
+
+    data = png_bytes(gradient(16, 20))
+    steps = [{"stage": "quantize", "params": {"k": "3"}}]
+    for name in ["-o.png", "--help.png"]:
+        up = app.post("/api/uploads", params={"name": name}, content=data, headers=POST).json()
+        assert up["name"] == name
+        command = app.post("/api/check", json={"input": up["id"], "steps": steps}, headers=POST).json()["command"]
+        assert f" ./{name} -o ./{name[:-4]}-art.png" in command, command
+        folder = tmp_path / name.strip("-.")
+        folder.mkdir()
+        (folder / name).write_bytes(data)
+        monkeypatch.chdir(folder)  # the command as a user pastes it, beside the photo
+        args = shlex.split(command)
+        r = cli(*args[1:])
+        assert r.returncode == 0, (command, r.err)
+        assert colours((folder / f"{name[:-4]}-art.png").read_bytes()) == 3
+    # a long name keeps its suffix; a right-to-left override or other hidden characters do not stay
+    cases = {"a" * 150 + ".jpeg": ("a" * 95 + ".jpeg"), "\u65e5" * 120 + ".png": "\u65e5" * 65 + ".png",
+             "cat\u202egnp.png": "cat-gnp.png", "x\u200by\x1b[2J\u2066.png": "x-y-[2J-.png"}
+    for sent, kept in cases.items():
+        up = app.post("/api/uploads", params={"name": sent}, content=data, headers=POST).json()
+        assert up["name"] == kept
+        assert len(kept.encode()) <= 200
+        command = app.post("/api/check", json={"input": up["id"], "steps": steps}, headers=POST).json()["command"]
+        assert kept in command and not any(c in command for c in "\u202e\u200b\x1b\u2066")
+
+
 def test_posts_need_the_header_and_hosts_can_be_limited():
     application = create_app(allowed_hosts=["127.0.0.1", "localhost"])
     with TestClient(application, base_url="http://127.0.0.1") as client:

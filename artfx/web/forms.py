@@ -327,12 +327,18 @@ def format_shown(steps: list[tuple[str, dict[str, Any]]]) -> str:
 
 
 def command_line(spec: str, input_name: str, output_name: str, run: dict[str, Any]) -> str:
-    """The ``artfx pipeline ...`` command that makes the same picture."""
-    parts = ["artfx", "pipeline", shlex.quote(spec), shlex.quote(input_name), "-o", shlex.quote(output_name)]
+    """The ``artfx pipeline ...`` command that makes the same picture (file names that start with ``-``, such as
+    an upload called ``-o.png``, as ``./-o.png``, so that they are not read as options)."""
+    parts = ["artfx", "pipeline", shlex.quote(spec), shell_name(input_name), "-o", shell_name(output_name)]
     for key, value in run.items():
         if value is not None:
             parts += [f"--{key.replace('_', '-')}", shlex.quote(str(value))]
     return " ".join(parts)
+
+
+def shell_name(name: str) -> str:
+    """A file name as one shell word that no command reads as an option."""
+    return shlex.quote(f"./{name}" if name.startswith("-") else name)
 
 
 def recipe_for_users(recipe: dict[str, Any], prepared: Prepared) -> dict[str, Any]:

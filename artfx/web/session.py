@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from artfx.errors import ArtfxError, ImageError, UsageError
+from artfx.io.files import hidden_character
 from artfx.options import RunOptions
 from artfx.web import forms
 from artfx.web.jobs import JobQueue, new_id
@@ -24,10 +25,24 @@ class TooLarge(ImageError):
     """An upload over the page's limits (HTTP 413)."""
 
 
-def _safe_name(name: str) -> str:
-    """A file name from the browser, as a plain name in our own folder (never a path)."""
+NAME_CHARS = 100  # longest upload name kept (characters), its suffix included
+NAME_BYTES = 200  # and in UTF-8 bytes: with "-art.png" and the like added it stays under the 255 a file system takes
+
+
+def safe_name(name: str) -> str:
+    """A file name from the browser, as a plain name in our own folder (never a path) that shows what it is:
+    control and formatting characters (a right-to-left override, a zero-width space) and the characters Windows
+    refuses become ``-``, and a long name is shortened in its stem, so that its suffix stays."""
     base = re.split(r"[\\/]", name or "")[-1]
-    base = re.sub(r"[\x00-\x1f:*?\"<>|]+", "-", base).strip(" .")[:100]
+    base = "".join("-" if hidden_character(ch) else ch for ch in base)
+    base = re.sub(r"[:*?\"<>|]+", "-", base).strip(" .")
+    stem, dot, suffix = base.rpartition(".")
+    if not dot or not stem or not re.fullmatch(r"[A-Za-z0-9]{1,8}", suffix):
+        stem, suffix = base, ""
+    suffix = f".{suffix}" if suffix else ""
+    while stem and (len(stem) + len(suffix) > NAME_CHARS or len((stem + suffix).encode("utf-8")) > NAME_BYTES):
+        stem = stem[:-1]
+    base = (stem.rstrip(" .") + suffix) if stem.rstrip(" .") else ""
     return base or "photo.png"
 
 
@@ -56,7 +71,7 @@ class Session:
 
         from artfx.io import encode_image, read_image, resize_long_side
 
-        name = _safe_name(name)
+        name = safe_name(name)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
