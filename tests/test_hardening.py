@@ -399,3 +399,16 @@ def test_every_stage_shows_an_example_that_runs(cli, plugin_path):
         assert spec.startswith(f"{name}:")
         checked = cli("pipeline", spec, "--dump-config", plugins=plugin_path)  # parsed and validated, not run
         assert checked.returncode == 0 and f'stage = "{name}"' in checked.stdout.decode(), (spec, checked.err)
+
+
+def test_a_recipe_nested_100000_deep_is_a_bad_recipe(cli, photo, tmp_path):
+    from artfx.io import RECIPE_KEY, read_image, write_image
+
+    art = tmp_path / "art.png"
+    write_image(art, read_image(photo).rgb, metadata={RECIPE_KEY: "[" * 100000 + "]" * 100000})
+    r = cli("replay", art, "-o", tmp_path / "again.png", "--yes")
+    assert r.returncode == 1 and not (tmp_path / "again.png").exists()
+    assert one_error(r).endswith(f"bad recipe: {art}: the stored recipe is nested more than 64 levels deep")
+    deep = '{"artfx": "0.2.0", "pipeline": [{"stage": "quantize", "params": {"k": %s}}]}' % ("[" * 65 + "]" * 65)
+    write_image(art, read_image(photo).rgb, metadata={RECIPE_KEY: deep})
+    assert "nested more than 64 levels deep" in one_error(cli("replay", art, "-o", tmp_path / "again.png", "--yes"))

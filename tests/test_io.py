@@ -499,7 +499,7 @@ def test_read_recipe_absent_or_invalid(tmp_path):
     assert read_recipe(tmp_path / "plain.png") is None
     assert read_recipe(tmp_path / "a.jpg") is None
     assert read_recipe(Picture(rgb, None, 8, "PNG", "x", {})) is None
-    with pytest.raises(ImageError, match="not valid JSON"):
+    with pytest.raises(ImageError, match="bad recipe: .*not valid JSON"):
         read_recipe(tmp_path / "bad.png")
 
 

@@ -329,6 +329,22 @@ def test_odd_upload_names_give_commands_that_run_and_show_what_they_are(app, cli
         assert kept in command and not any(c in command for c in "\u202e\u200b\x1b\u2066")
 
 
+def test_json_nested_too_deep_or_too_long_is_a_400_not_a_recursion_error(app):
+    photo = upload(app, png_bytes(gradient()))
+    deep = '{"input": "%s", "steps": %s}' % (photo["id"], "[" * 100000 + "]" * 100000)
+    for path in ("/api/check", "/api/jobs"):
+        r = app.post(path, content=deep, headers={**POST, "Content-Type": "application/json"})
+        assert r.status_code == 400 and r.json()["error"] == "the request is nested more than 64 levels deep"
+    long = '{"steps": [], "pad": "%s"}' % ("x" * (2 << 20))
+    r = app.post("/api/check", content=long, headers={**POST, "Content-Type": "application/json"})
+    assert r.status_code == 400 and "longer than 1024 KB" in r.json()["error"]
+    # brackets inside strings are not nesting; an ordinary form still checks
+    r = app.post("/api/check", json={"input": photo["id"], "steps": [{"stage": "quantize", "params": {
+        "palette": "[" * 200 + "#000000|#ffffff"}}]}, headers=POST)
+    assert r.status_code == 200 and r.json()["errors"][0]["field"] == "palette"
+    assert not app.session.queue.jobs
+
+
 def test_posts_need_the_header_and_hosts_can_be_limited():
     application = create_app(allowed_hosts=["127.0.0.1", "localhost"])
     with TestClient(application, base_url="http://127.0.0.1") as client:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
 import os
 import struct
@@ -28,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 from artfx.errors import ImageError, InputError, one_line
-from artfx.io import colour, png
+from artfx.io import colour, jsonlimits, png
 from artfx.io.files import check_name, read_stdin
 
 log = logging.getLogger("artfx.io")
@@ -103,11 +102,13 @@ def read_recipe(path_or_picture: Any) -> dict | None:
     if text is None:
         return None
     try:
-        recipe = json.loads(png.recipe_json(text))
+        recipe = jsonlimits.loads(png.recipe_json(text))
+    except jsonlimits.JSONLimitError as e:
+        raise ImageError(f"bad recipe: {source}: the stored recipe is {e}") from None
     except (ValueError, zlib.error) as e:
-        raise ImageError(f"{source}: the stored recipe is not valid JSON ({one_line(e)})") from e
+        raise ImageError(f"bad recipe: {source}: the stored recipe is not valid JSON ({one_line(e)})") from e
     if not isinstance(recipe, dict):
-        raise ImageError(f"{source}: the stored recipe is not a JSON object")
+        raise ImageError(f"bad recipe: {source}: the stored recipe is not a JSON object")
     return recipe
 
 

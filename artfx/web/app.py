@@ -39,6 +39,7 @@ from starlette.staticfiles import StaticFiles
 
 from artfx import __version__
 from artfx.errors import ArtfxError, UsageError
+from artfx.io import jsonlimits
 from artfx.options import DEVICES, RunOptions
 from artfx.web import forms
 from artfx.web.jobs import FINISHED, make_job, new_id
@@ -47,6 +48,7 @@ from artfx.web.session import MAX_PIXELS, MAX_UPLOAD, Session, TooLarge, prepare
 STATIC = Path(__file__).resolve().parent / "static"
 SAMPLES = STATIC / "samples"
 POLL = 0.15  # seconds between looks at a job for its event stream
+MAX_JSON = 1 << 20  # longest JSON request (a form is a few KB)
 
 
 # ---- helpers ---------------------------------------------------------------------------------------------------
@@ -55,9 +57,18 @@ def _error(message: str, status: int = 400, **extra: Any) -> JSONResponse:
 
 
 async def _json(request: Request) -> dict[str, Any]:
+    """The request's JSON object, read with limits on its size and nesting (a 400, never a RecursionError)."""
+    chunks, total = [], 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > MAX_JSON:
+            raise UsageError(f"the request is longer than {MAX_JSON >> 10} KB")
+        chunks.append(chunk)
     try:
-        body = await request.json()
-    except (ValueError, UnicodeDecodeError):
+        body = jsonlimits.loads(b"".join(chunks), max_bytes=MAX_JSON)
+    except jsonlimits.JSONLimitError as exc:
+        raise UsageError(f"the request is {exc}") from None
+    except ValueError:  # UnicodeDecodeError included
         raise UsageError("the request is not JSON") from None
     if not isinstance(body, dict):
         raise UsageError("the request must be a JSON object")
