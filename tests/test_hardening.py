@@ -412,3 +412,17 @@ def test_a_recipe_nested_100000_deep_is_a_bad_recipe(cli, photo, tmp_path):
     deep = '{"artfx": "0.2.0", "pipeline": [{"stage": "quantize", "params": {"k": %s}}]}' % ("[" * 65 + "]" * 65)
     write_image(art, read_image(photo).rgb, metadata={RECIPE_KEY: deep})
     assert "nested more than 64 levels deep" in one_error(cli("replay", art, "-o", tmp_path / "again.png", "--yes"))
+
+
+def test_a_reader_that_quits_early_is_exit_141_even_on_unbuffered_output(plugin_path, tmp_path):
+    noise = tmp_path / "noise.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 300, 3), dtype=np.uint8)).save(noise)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(PYTHONPATH=os.pathsep.join([str(plugin_path), str(ROOT)]), PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "artfx", "pipeline", "channels:rgb", noise, "-o", "-"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    head = proc.stdout.read(10)  # like `| head -c 10`: it takes a little of the PNG (270 KB, one write) and goes away
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(60) == 141 and head.startswith(b"\x89PNG"), err
+    assert "Traceback" not in err

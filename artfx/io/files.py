@@ -146,10 +146,22 @@ def _write_stdout(data: bytes | str | Callable[[Path], None]) -> None:
             data = tmp.read_bytes()
     payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
     out = stdout_buffer()
+    view, start = memoryview(payload), 0
     try:
-        for start in range(0, len(payload), 1 << 20):  # in pieces: a reader that goes away is noticed
-            out.write(payload[start : start + (1 << 20)])
-            out.flush()
+        # In pieces, each written to the end: unbuffered (python -u, PYTHONUNBUFFERED) standard output is a raw
+        # file whose write() returns what the pipe took (64 KB) when its reader goes away in the middle; the
+        # next write then raises BrokenPipeError. Ignoring the count would end with exit 0 and half a PNG.
+        while start < len(view):
+            written = out.write(view[start : start + (1 << 20)])
+            if written is None:  # a non-blocking stream that is full: wait for it, as a blocking one would
+                import select
+
+                select.select([], [out.fileno()], [])
+                continue
+            if written <= 0:
+                raise OutputError(f"cannot write to standard output: {start} of {len(view)} bytes written")
+            start += written
+        out.flush()
     except BrokenPipeError:
         from artfx.errors import PipeClosed
 
