@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from artfx import __version__
 from artfx.errors import InputError, UsageError
-from artfx.io.files import STDIO
+from artfx.io.files import STDIO, name_from_shown, shown_name
 from artfx.options import RunOptions
 from artfx.pipeline import Pipeline
 
@@ -67,7 +67,7 @@ def files_read_by(pipeline: Pipeline) -> list[dict[str, str]]:
     from artfx.io import sha256_file
     from artfx.runner import inputs_of
 
-    return [{"name": p.name, "sha256": sha256_file(p)} for p in inputs_of(pipeline, []) if p.is_file()]
+    return [{"name": shown_name(p.name), "sha256": sha256_file(p)} for p in inputs_of(pipeline, []) if p.is_file()]
 
 
 def bad_recipe(what: str) -> UsageError:
@@ -110,6 +110,7 @@ def find_recorded_input(recipe: dict[str, Any], image: Path) -> Path:
     recorded = recipe["input"]
     path = recorded.get("path")
     name = recorded.get("name") or (Path(path).name if isinstance(path, str) else None)
+    name, path = name_from_shown(name), name_from_shown(path)  # recipes record names in shown_name's form
     if name == STDIO or path == STDIO:
         raise UsageError("the recipe's input was standard input; give it with --input")
     if not isinstance(name, str) or not name or not re.fullmatch(r"[^/\\\0]{1,255}", name) or name in (".", ".."):

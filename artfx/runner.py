@@ -32,7 +32,7 @@ def read_input(src: str | Path, allow_huge: bool, record_path: bool = False):
     """(Picture, {"name", "sha256"} of the file, and "path" with ``record_path``). ``-`` reads standard input.
     The file is read once: decoded (the bomb guard first) and hashed from the same bytes."""
     from artfx.io import read_image
-    from artfx.io.files import read_stdin
+    from artfx.io.files import read_stdin, shown_name
 
     if str(src) == STDIO:
         data = read_stdin()
@@ -45,9 +45,9 @@ def read_input(src: str | Path, allow_huge: bool, record_path: bool = False):
         raise InputError(f"input {str(path)!r} does not exist")
     data = path.read_bytes() if path.is_file() else b""
     picture = read_image(data if data else path, allow_huge=allow_huge, name=str(path))
-    source = {"name": path.name, "sha256": hashlib.sha256(data).hexdigest()}
+    source = {"name": shown_name(path.name), "sha256": hashlib.sha256(data).hexdigest()}
     if record_path:
-        source["path"] = str(path.resolve())
+        source["path"] = shown_name(path.resolve())
     return picture, source
 
 

@@ -426,3 +426,29 @@ def test_a_reader_that_quits_early_is_exit_141_even_on_unbuffered_output(plugin_
     err = proc.stderr.read().decode()
     assert proc.wait(60) == 141 and head.startswith(b"\x89PNG"), err
     assert "Traceback" not in err
+
+
+def test_a_name_that_is_not_utf8_runs_alone_and_in_a_batch_and_replays(cli, tmp_path, monkeypatch):
+    from artfx.io import read_recipe
+
+    monkeypatch.chdir(tmp_path)
+    odd = os.fsdecode(b"\xff\xfe.png")  # what Python makes of a name whose bytes are not UTF-8
+    Image.fromarray(gradient(16, 20)).save(odd)
+    Image.fromarray(gradient(16, 20, seed=1)).save("b.png")
+    r = cli("quantize", odd, "-k", "3", "-o", "o.png")
+    assert r.returncode == 0, r.err
+    assert read_recipe("o.png")["input"]["name"] == "\\xff\\xfe.png"  # valid UTF-8, and says what the bytes were
+    r = cli("quantize", odd, "b.png", "-k", "3", "-o", "out")
+    assert r.returncode == 0, r.err
+    assert os.path.exists(os.path.join("out", odd)) and "wrote out/\\xff\\xfe.png" in r.err
+    r = cli("replay", "o.png", "-o", "again.png", "--yes")
+    assert r.returncode == 0 and "reads \\xff\\xfe.png" in r.err, r.err
+    assert np.array_equal(np.asarray(Image.open("again.png")), np.asarray(Image.open("o.png")))
+    # a name holding a terminal escape and a right-to-left override is shown escaped, not obeyed
+    sly = "a\x1b[2J\u202egnp.png"
+    Image.fromarray(gradient(16, 20)).save(sly)
+    r = cli("quantize", sly, "-k", "3", "-o", "sly.png")
+    assert r.returncode == 0 and "\x1b" not in r.err and "\u202e" not in r.err
+    assert read_recipe("sly.png")["input"]["name"] == "a\\x1b[2J\\u202egnp.png"
+    r = cli("quantize", "missing\u202e.png", "-k", "3", "-o", "m.png")
+    assert r.returncode == 2 and "\u202e" not in r.err and "missing" in one_error(r)

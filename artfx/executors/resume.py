@@ -39,6 +39,7 @@ def is_complete(plan: Any, opts: Any, trust_existing: bool) -> bool:
     """Whether ``plan``'s outputs are all there and (unless ``trust_existing``) were made by this job."""
     from artfx.errors import ArtfxError
     from artfx.io import read_recipe, sha256_file
+    from artfx.io.files import shown_name
     from artfx.replay import make_recipe
 
     if str(plan.src) == "-" or str(plan.dest) == "-" or not _files_there(plan):
@@ -52,11 +53,11 @@ def is_complete(plan: Any, opts: Any, trust_existing: bool) -> bool:
     if recorded is None:
         return False
     try:
-        source = {"name": Path(plan.src).name, "sha256": sha256_file(plan.src)}
+        source = {"name": shown_name(Path(plan.src).name), "sha256": sha256_file(plan.src)}
     except OSError:
         return False
     if opts.record_path:
-        source["path"] = str(Path(plan.src).resolve())
+        source["path"] = shown_name(Path(plan.src).resolve())
     expected = json.loads(json.dumps(make_recipe(plan.pipeline, opts, "auto", source), default=str))
     device = recorded.pop("device", None)
     expected.pop("device", None)
