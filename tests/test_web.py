@@ -345,6 +345,45 @@ def test_json_nested_too_deep_or_too_long_is_a_400_not_a_recursion_error(app):
     assert not app.session.queue.jobs
 
 
+def test_uploads_are_decoded_within_a_memory_budget_and_told_to_retry_when_it_is_held():
+    import asyncio
+    import threading
+
+    from artfx.web.session import DECODE_BYTES_PER_PIXEL
+
+    photo = png_bytes(np.full((300, 400, 3), 90, np.uint8))  # 120,000 pixels in 1 KB: its cost is its pixels
+    cost = 300 * 400 * DECODE_BYTES_PER_PIXEL
+    application = create_app(decode_budget=cost * 3 // 2, decode_wait=0.2)
+    with TestClient(application) as client:
+        budget = application.state.session.decoding
+        holding, release = threading.Event(), threading.Event()
+
+        async def another_upload_decoding() -> None:  # what a concurrent upload holds while it decodes
+            async with budget.room(cost):
+                holding.set()
+                await asyncio.get_running_loop().run_in_executor(None, release.wait)
+
+        other = threading.Thread(target=asyncio.run, args=(another_upload_decoding(),))
+        other.start()
+        assert holding.wait(10)
+        busy = client.post("/api/uploads?name=p.png", content=photo, headers=POST)
+        assert busy.status_code == 503 and busy.headers["retry-after"] == "2"
+        assert busy.json()["error"] == "the server is busy decoding other uploads; try again in 2 seconds"
+        assert not application.state.session.uploads  # nothing decoded, nothing kept
+        small = client.post("/api/uploads?name=s.png", content=png_bytes(gradient(20, 30)), headers=POST)
+        assert small.status_code == 200  # one that fits beside it goes through
+        release.set()
+        other.join(10)
+        assert budget.used == 0
+        r = client.post("/api/uploads?name=p.png", content=photo, headers=POST)
+        assert r.status_code == 200 and (r.json()["width"], r.json()["height"]) == (400, 300)
+        assert budget.used == 0  # given back
+    # alone, an upload larger than the whole budget is still accepted (the largest allowed must be)
+    application = create_app(decode_budget=1000)
+    with TestClient(application) as client:
+        assert client.post("/api/uploads?name=p.png", content=photo, headers=POST).status_code == 200
+
+
 def test_posts_need_the_header_and_hosts_can_be_limited():
     application = create_app(allowed_hosts=["127.0.0.1", "localhost"])
     with TestClient(application, base_url="http://127.0.0.1") as client:

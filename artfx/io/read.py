@@ -116,6 +116,21 @@ def read_image(src: str | Path | bytes, *, allow_huge: bool = False, name: str |
     return _decode(img, data, source)
 
 
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) as the file's header declares them, without decoding any pixels and whatever their number
+    (None when Pillow cannot tell: :func:`read_image` then says what is wrong with the file)."""
+    limit = Image.MAX_IMAGE_PIXELS
+    with _pillow_quiet("<bytes>"):
+        Image.MAX_IMAGE_PIXELS = None  # only the header is read here: the guard is read_image's
+        try:
+            with Image.open(io.BytesIO(data)) as probe:
+                return probe.size
+        except Exception:  # noqa: BLE001 - any failure here is read_image's to report, in its words
+            return None
+        finally:
+            Image.MAX_IMAGE_PIXELS = limit
+
+
 def read_recipe(path_or_picture: Any) -> dict | None:
     """The recipe stored in a PNG written by artfx (``json.loads`` of the :data:`png.RECIPE_KEY` text chunk), or
     None when there is none. Accepts a :class:`Picture`, a path or the encoded bytes."""
@@ -400,7 +415,7 @@ def _decode_pillow(img: Image.Image, icc: bytes | None, source: str) -> tuple[np
 
     alpha = None
     if img.mode in ("RGBA", "LA"):
-        alpha = np.asarray(img.getchannel("A"), dtype=np.float32) / np.float32(255)
+        alpha = _float(img.getchannel("A"))
         img = img.convert(img.mode[:-1])  # drop the alpha band (no compositing)
 
     if icc is not None:
@@ -411,11 +426,20 @@ def _decode_pillow(img: Image.Image, icc: bytes | None, source: str) -> tuple[np
         cmyk = np.asarray(img, dtype=np.float32) / np.float32(255)
         rgb = (1 - cmyk[:, :, :3]) * (1 - cmyk[:, :, 3:4])
     elif img.mode == "L":
-        grey = np.asarray(img, dtype=np.float32) / np.float32(255)
-        rgb = np.repeat(grey[:, :, None], 3, axis=2)
+        rgb = np.repeat(_float(img)[:, :, None], 3, axis=2)
     else:
-        rgb = np.asarray(img.convert("RGB"), dtype=np.float32) / np.float32(255)
+        rgb = _float(img if img.mode == "RGB" else img.convert("RGB"))
     return rgb, alpha, 8
+
+
+def _float(img: Image.Image) -> np.ndarray:
+    """An 8-bit image as float32 in [0, 1], divided in place: for a 40-megapixel photo the out-of-place division
+    held a second 480 MB array (and convert("RGB") of an RGB image a copy of the pixels)."""
+    out = np.asarray(img, dtype=np.float32)
+    if not out.flags.writeable:
+        out = out.copy()
+    out /= np.float32(255)
+    return out
 
 
 def _pillow_text(img: Image.Image) -> dict[str, str]:

@@ -43,8 +43,16 @@ async function uploadFile(file) {
   if (file.size > limit) {
     throw new Error(`the file is larger than this page's upload limit of ${limit / 1048576} MB`);
   }
-  const res = await api(`/api/uploads?name=${encodeURIComponent(file.name)}`, file,
-                        { headers: { "Content-Type": "application/octet-stream" } });
+  let res;
+  for (let attempt = 0; ; attempt++) {
+    res = await api(`/api/uploads?name=${encodeURIComponent(file.name)}`, file,
+                    { headers: { "Content-Type": "application/octet-stream" } });
+    // 503: other uploads hold the server's memory for decoding; it says when to try again
+    if (res.status !== 503 || attempt >= 5) break;
+    showError("input", `${res.data.error || "the server is busy"}…`);
+    await new Promise((done) => setTimeout(done, 1000 * (Number(res.data.retry_after) || 2)));
+  }
+  showError("input", "");
   if (!res.ok) throw new Error(res.data.error || "upload failed");
   state.uploads[res.data.id] = res.data.name;
   return res.data;
