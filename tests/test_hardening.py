@@ -452,3 +452,33 @@ def test_a_name_that_is_not_utf8_runs_alone_and_in_a_batch_and_replays(cli, tmp_
     assert read_recipe("sly.png")["input"]["name"] == "a\\x1b[2J\\u202egnp.png"
     r = cli("quantize", "missing\u202e.png", "-k", "3", "-o", "m.png")
     assert r.returncode == 2 and "\u202e" not in r.err and "missing" in one_error(r)
+
+
+def test_a_ray_instance_started_for_a_job_leaves_no_session_folder(cli, photo, tmp_path, monkeypatch):
+    pytest.importorskip("ray")
+    import tempfile
+
+    from ray._raylet import AuthenticationTokenLoader, Config
+
+    token = tmp_path / "token"  # as in test_ray: Ray's token kept out of the home folder
+    token.write_text(__import__("secrets").token_hex(32))
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(token))
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()
+    base = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))  # short: Ray's socket paths must fit in 107 bytes
+    try:
+        monkeypatch.setenv("RAY_TMPDIR", str(base))
+        r = cli("slic", photo, "-n", "30", "-o", tmp_path / "a.png", "--executor", "ray")
+        assert r.returncode == 0, r.err
+        assert not (base / "ray").exists()  # made by the job's own Ray instance: all of it gone
+        # beside another instance's session, only this job's own goes
+        other = base / "ray" / "session_2020-01-01_00-00-00_000000_1"
+        other.mkdir(parents=True)
+        (other / "logs.txt").write_text("someone else's")
+        r = cli("slic", photo, "-n", "30", "-o", tmp_path / "b.png", "--executor", "ray")
+        assert r.returncode == 0, r.err
+        assert sorted(p.name for p in (base / "ray").iterdir()) == [other.name]
+        assert (other / "logs.txt").read_text() == "someone else's"
+    finally:
+        __import__("shutil").rmtree(base, ignore_errors=True)
