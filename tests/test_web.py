@@ -300,7 +300,8 @@ def test_upload_limits_and_the_decompression_bomb_guard(monkeypatch):
         assert path.parent.parent == application.state.session.uploads_dir
 
 
-def test_odd_upload_names_give_commands_that_run_and_show_what_they_are(app, cli, tmp_path, monkeypatch):
+def test_odd_upload_names_give_commands_that_run_and_show_what_they_are(app, cli, tmp_path, monkeypatch,
+                                                                      tint_stage):
     import shlex
 
     data = png_bytes(gradient(16, 20))
@@ -327,6 +328,10 @@ def test_odd_upload_names_give_commands_that_run_and_show_what_they_are(app, cli
         assert len(kept.encode()) <= 200
         command = app.post("/api/check", json={"input": up["id"], "steps": steps}, headers=POST).json()["command"]
         assert kept in command and not any(c in command for c in "\u202e\u200b\x1b\u2066")
+    # typed into a field, it is written out in the command, in bash's $'...' form that makes it again
+    typed = [{"stage": "t-web-tint", "params": {"mode": "lum\u202evid"}}]
+    command = app.post("/api/check", json={"input": up["id"], "steps": typed}, headers=POST).json()["command"]
+    assert "\u202e" not in command and "$'t-web-tint:mode=lum\\u202evid'" in command, command
 
 
 def test_json_nested_too_deep_or_too_long_is_a_400_not_a_recursion_error(app):
