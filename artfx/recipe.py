@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from artfx.errors import InputError, UsageError
 from artfx.io import read_recipe, sha256_file
-from artfx.io.files import STDIO
+from artfx.io.files import STDIO, name_from_shown, shown_name
 from artfx.options import RunOptions
 from artfx.pipeline import Pipeline
 from artfx.version import __version__
@@ -47,20 +47,10 @@ def source_of(path: str | Path, data: bytes | None = None, record_path: bool = F
         return {"name": STDIO, "sha256": hashlib.sha256(data or b"").hexdigest()}
     path = Path(path)
     digest = hashlib.sha256(data).hexdigest() if data is not None else sha256_file(path)
-    source = {"name": display_name(path.name), "sha256": digest}
+    source = {"name": shown_name(path.name), "sha256": digest}  # a name that is not UTF-8 in a safe form
     if record_path:
-        source["path"] = display_name(str(path.resolve()))
+        source["path"] = shown_name(path.resolve())
     return source
-
-
-def display_name(text: str) -> str:
-    """A file name as text that can be stored and printed: names that are not valid UTF-8 (bytes the operating
-    system gave as surrogates) keep their readable part, the rest as ``\\xNN``."""
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def array_source(rgb: Any, kind: str) -> dict[str, str]:
@@ -94,7 +84,7 @@ def build(pipeline: Pipeline, opts: RunOptions, device: str, inputs: list[dict[s
 
 def reads_of(pipeline: Pipeline) -> list[dict[str, str]]:
     """Name and hash of every file the steps read, in step order."""
-    return [{"name": display_name(p.name), "sha256": sha256_file(p)} for p in pipeline.reads() if p.is_file()]
+    return [{"name": shown_name(p.name), "sha256": sha256_file(p)} for p in pipeline.reads() if p.is_file()]
 
 
 def identity(recipe: dict[str, Any]) -> dict[str, Any]:
@@ -187,12 +177,14 @@ def options_of(recipe: dict[str, Any], **given: Any) -> RunOptions:
         raise bad_recipe(str(exc)) from None
 
 
-def input_name(entry: dict[str, Any]) -> str:
-    """The file name a recipe's input entry records, checked to be a plain name (no folder, no NUL)."""
+def input_name(entry: dict[str, Any]) -> tuple[str, Any]:
+    """(the file name a recipe's input entry records, checked to be a plain name (no folder, no NUL), its
+    recorded path or None), as the file system names them (recipes record :func:`shown_name` forms)."""
     path = entry.get("path")
     name = entry.get("name") or (Path(path).name if isinstance(path, str) else None)
+    name, path = name_from_shown(name), name_from_shown(path)
     if name == STDIO or path == STDIO:
         raise UsageError("the recipe's input was standard input; give it with --input")
     if not isinstance(name, str) or not name or not re.fullmatch(r"[^/\\\0]{1,255}", name) or name in (".", ".."):
         raise bad_recipe(f"the input name {name!r} is not a file name")
-    return name
+    return name, path

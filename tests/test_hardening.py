@@ -381,3 +381,105 @@ def test_a_sweep_checks_its_cells_folder_and_keeps_each_cell_s_side_files(cli, p
     palettes = sorted(tmp_path.glob("pp-*.gpl"))
     assert len(palettes) == 2
     assert sorted(len(p.read_text().splitlines()) - 4 for p in palettes) == [2, 3]  # each cell's own colours
+
+
+# ---- issue 20: odd names, short writes, deep JSON, leftovers, examples ---------------------------------------------
+def test_every_stage_shows_an_example_that_runs(cli, plugin_path):
+    import shlex
+
+    from artfx import registry
+
+    names = [e.name for e in registry.entries()]
+    assert {"quantize", "slic", "primitive", "style"} <= set(names)
+    for name in names + ["channels", "sleepy", "bytes"]:
+        r = cli("stages", "show", name, plugins=plugin_path)
+        assert r.returncode == 0, r.err
+        line = r.stdout.decode().strip().splitlines()[-1]
+        assert line.startswith("example: artfx pipeline ") and "VALUE" not in line, line
+        spec = shlex.split(line)[3]
+        assert spec.startswith(f"{name}:")
+        checked = cli("pipeline", spec, "--dump-config", plugins=plugin_path)  # parsed and validated, not run
+        assert checked.returncode == 0 and f'stage = "{name}"' in checked.stdout.decode(), (spec, checked.err)
+
+
+def test_a_recipe_nested_100000_deep_is_a_bad_recipe(cli, photo, tmp_path):
+    from artfx.io import RECIPE_KEY, read_image, write_image
+
+    art = tmp_path / "art.png"
+    write_image(art, read_image(photo).rgb, metadata={RECIPE_KEY: "[" * 100000 + "]" * 100000})
+    r = cli("replay", art, "-o", tmp_path / "again.png", "--yes")
+    assert r.returncode == 1 and not (tmp_path / "again.png").exists()
+    assert one_error(r).endswith(f"bad recipe: {art}: the stored recipe is nested more than 64 levels deep")
+    deep = '{"artfx": "0.2.0", "pipeline": [{"stage": "quantize", "params": {"k": %s}}]}' % ("[" * 65 + "]" * 65)
+    write_image(art, read_image(photo).rgb, metadata={RECIPE_KEY: deep})
+    assert "nested more than 64 levels deep" in one_error(cli("replay", art, "-o", tmp_path / "again.png", "--yes"))
+
+
+def test_a_reader_that_quits_early_is_exit_141_even_on_unbuffered_output(plugin_path, tmp_path):
+    noise = tmp_path / "noise.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 300, 3), dtype=np.uint8)).save(noise)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(PYTHONPATH=os.pathsep.join([str(plugin_path), str(ROOT)]), PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "artfx", "pipeline", "channels:rgb", noise, "-o", "-"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    head = proc.stdout.read(10)  # like `| head -c 10`: it takes a little of the PNG (270 KB, one write) and goes away
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(60) == 141 and head.startswith(b"\x89PNG"), err
+    assert "Traceback" not in err
+
+
+def test_a_name_that_is_not_utf8_runs_alone_and_in_a_batch_and_replays(cli, tmp_path, monkeypatch):
+    from artfx.io import read_recipe
+
+    monkeypatch.chdir(tmp_path)
+    odd = os.fsdecode(b"\xff\xfe.png")  # what Python makes of a name whose bytes are not UTF-8
+    Image.fromarray(gradient(16, 20)).save(odd)
+    Image.fromarray(gradient(16, 20, seed=1)).save("b.png")
+    r = cli("quantize", odd, "-k", "3", "-o", "o.png")
+    assert r.returncode == 0, r.err
+    assert read_recipe("o.png")["inputs"][0]["name"] == "\\xff\\xfe.png"  # valid UTF-8, and says what the bytes were
+    r = cli("quantize", odd, "b.png", "-k", "3", "-o", "out")
+    assert r.returncode == 0, r.err
+    assert os.path.exists(os.path.join("out", odd)) and "wrote out/\\xff\\xfe.png" in r.err
+    r = cli("replay", "o.png", "-o", "again.png", "--yes")
+    assert r.returncode == 0 and "reads \\xff\\xfe.png" in r.err, r.err
+    assert np.array_equal(np.asarray(Image.open("again.png")), np.asarray(Image.open("o.png")))
+    # a name holding a terminal escape and a right-to-left override is shown escaped, not obeyed
+    sly = "a\x1b[2J\u202egnp.png"
+    Image.fromarray(gradient(16, 20)).save(sly)
+    r = cli("quantize", sly, "-k", "3", "-o", "sly.png")
+    assert r.returncode == 0 and "\x1b" not in r.err and "\u202e" not in r.err
+    assert read_recipe("sly.png")["inputs"][0]["name"] == "a\\x1b[2J\\u202egnp.png"
+    r = cli("quantize", "missing\u202e.png", "-k", "3", "-o", "m.png")
+    assert r.returncode == 2 and "\u202e" not in r.err and "missing" in one_error(r)
+
+
+def test_a_ray_instance_started_for_a_job_leaves_no_session_folder(cli, photo, tmp_path, monkeypatch):
+    pytest.importorskip("ray")
+    import tempfile
+
+    from ray._raylet import AuthenticationTokenLoader, Config
+
+    token = tmp_path / "token"  # as in test_ray: Ray's token kept out of the home folder
+    token.write_text(__import__("secrets").token_hex(32))
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(token))
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()
+    base = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))  # short: Ray's socket paths must fit in 107 bytes
+    try:
+        monkeypatch.setenv("RAY_TMPDIR", str(base))
+        r = cli("slic", photo, "-n", "30", "-o", tmp_path / "a.png", "--executor", "ray")
+        assert r.returncode == 0, r.err
+        assert not (base / "ray").exists()  # made by the job's own Ray instance: all of it gone
+        # beside another instance's session, only this job's own goes
+        other = base / "ray" / "session_2020-01-01_00-00-00_000000_1"
+        other.mkdir(parents=True)
+        (other / "logs.txt").write_text("someone else's")
+        r = cli("slic", photo, "-n", "30", "-o", tmp_path / "b.png", "--executor", "ray")
+        assert r.returncode == 0, r.err
+        assert sorted(p.name for p in (base / "ray").iterdir()) == [other.name]
+        assert (other / "logs.txt").read_text() == "someone else's"
+    finally:
+        __import__("shutil").rmtree(base, ignore_errors=True)

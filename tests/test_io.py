@@ -11,6 +11,7 @@ import subprocess
 import sys
 import types
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -499,7 +500,7 @@ def test_read_recipe_absent_or_invalid(tmp_path):
     assert read_recipe(tmp_path / "plain.png") is None
     assert read_recipe(tmp_path / "a.jpg") is None
     assert read_recipe(Picture(rgb, None, 8, "PNG", "x", {})) is None
-    with pytest.raises(ImageError, match="not valid JSON"):
+    with pytest.raises(ImageError, match="bad recipe: .*not valid JSON"):
         read_recipe(tmp_path / "bad.png")
 
 
@@ -754,3 +755,49 @@ def test_a_damaged_tiff_gives_one_line_and_no_libtiff_noise(tmp_path):
     r = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, timeout=60)
     assert r.stderr.decode() == ""
     assert r.stdout.decode().startswith("ImageError") and "damaged.tif" in r.stdout.decode()
+
+
+# ---- odd files, again (issue 20, item 9) -------------------------------------------------------------------------
+DATA = Path(__file__).resolve().parent / "data"
+
+
+@pytest.mark.parametrize("layout", [{}, {"compression": "zlib"}, {"planarconfig": "separate", "tile": (16, 16)}])
+def test_a_16bit_cmyk_tiff_reads_as_its_inks_with_no_invented_transparency(layout):
+    """Like Pillow's tiff_strip_cmyk_16l_jpeg.tif: 16-bit CMYK, which was read as RGB + alpha (C, M, Y as red,
+    green and blue, K as transparency)."""
+    cmyk = np.zeros((16, 16 * len(CMYK_PATCHES), 4), np.uint16)
+    for i, (ink, _) in enumerate(CMYK_PATCHES):
+        cmyk[:, 16 * i : 16 * (i + 1)] = np.array(ink) * 257
+    planar = layout.get("planarconfig") == "separate"
+
+    def arrange(a):
+        return np.moveaxis(a, 2, 0) if planar else a
+
+    def check(pic):
+        assert pic.depth == 16 and pic.rgb.shape == (16, 16 * len(CMYK_PATCHES), 3)
+        for i, (_, expected) in enumerate(CMYK_PATCHES):
+            got = u8(pic.rgb[4:12, 16 * i + 4 : 16 * i + 12]).reshape(-1, 3).mean(axis=0)
+            assert np.abs(got - expected).max() <= 1, (i, got, expected)
+
+    pic = read_image(_tiff_bytes(arrange(cmyk), photometric="separated", **layout))
+    check(pic)
+    assert pic.alpha is None
+
+
+def test_a_16bit_min_is_white_tiff_is_not_read_inverted():
+    grey = random_u16(10, 12, 1)[..., 0]
+    pic = read_image(_tiff_bytes(grey, photometric="miniswhite"))
+    assert pic.depth == 16 and np.abs(pic.rgb[..., 0] - (1 - grey / 65535)).max() < 1e-6
+
+
+@pytest.mark.parametrize("name", ["pillow-crash-4f085cc12ece8cde18758d42608bed6a2a2cfb1c.tif",
+                                  "pillow-crash-63b1dffefc8c075ddc606c0a2f5fdc15ece78863.tif"])
+def test_pillows_fuzzer_tiffs_give_artfx_s_one_line_and_no_pillow_warnings(tmp_path, name):
+    from conftest import run_cli
+
+    r = run_cli("quantize", str(DATA / name), "-k", "3", "-o", str(tmp_path / "o.png"))
+    lines = r.stderr.decode().splitlines()
+    assert r.returncode == 1 and lines == [f"artfx: error: {DATA / name}: corrupt or truncated image "
+                                           "(decoder error -2)"], lines
+    r = run_cli("quantize", str(DATA / name), "-k", "3", "-o", str(tmp_path / "o.png"), "--debug")
+    assert "Pillow said: Tag data larger than file" in r.stderr.decode()  # still there for whoever asks

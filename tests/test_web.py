@@ -300,6 +300,95 @@ def test_upload_limits_and_the_decompression_bomb_guard(monkeypatch):
         assert path.parent.parent == application.state.session.uploads_dir
 
 
+def test_odd_upload_names_give_commands_that_run_and_show_what_they_are(app, cli, tmp_path, monkeypatch,
+                                                                      tint_stage):
+    import shlex
+
+    data = png_bytes(gradient(16, 20))
+    steps = [{"stage": "quantize", "params": {"k": "3"}}]
+    for name in ["-o.png", "--help.png"]:
+        up = app.post("/api/uploads", params={"name": name}, content=data, headers=POST).json()
+        assert up["name"] == name
+        command = app.post("/api/check", json={"input": up["id"], "steps": steps}, headers=POST).json()["command"]
+        assert f" ./{name} -o ./{name[:-4]}-art.png" in command, command
+        folder = tmp_path / name.strip("-.")
+        folder.mkdir()
+        (folder / name).write_bytes(data)
+        monkeypatch.chdir(folder)  # the command as a user pastes it, beside the photo
+        args = shlex.split(command)
+        r = cli(*args[1:])
+        assert r.returncode == 0, (command, r.err)
+        assert colours((folder / f"{name[:-4]}-art.png").read_bytes()) == 3
+    # a long name keeps its suffix; a right-to-left override or other hidden characters do not stay
+    cases = {"a" * 150 + ".jpeg": ("a" * 95 + ".jpeg"), "\u65e5" * 120 + ".png": "\u65e5" * 65 + ".png",
+             "cat\u202egnp.png": "cat-gnp.png", "x\u200by\x1b[2J\u2066.png": "x-y-[2J-.png"}
+    for sent, kept in cases.items():
+        up = app.post("/api/uploads", params={"name": sent}, content=data, headers=POST).json()
+        assert up["name"] == kept
+        assert len(kept.encode()) <= 200
+        command = app.post("/api/check", json={"input": up["id"], "steps": steps}, headers=POST).json()["command"]
+        assert kept in command and not any(c in command for c in "\u202e\u200b\x1b\u2066")
+    # typed into a field, it is written out in the command, in bash's $'...' form that makes it again
+    typed = [{"stage": "t-web-tint", "params": {"mode": "lum\u202evid"}}]
+    command = app.post("/api/check", json={"input": up["id"], "steps": typed}, headers=POST).json()["command"]
+    assert "\u202e" not in command and "$'t-web-tint:mode=lum\\u202evid'" in command, command
+
+
+def test_json_nested_too_deep_or_too_long_is_a_400_not_a_recursion_error(app):
+    photo = upload(app, png_bytes(gradient()))
+    deep = '{"input": "%s", "steps": %s}' % (photo["id"], "[" * 100000 + "]" * 100000)
+    for path in ("/api/check", "/api/jobs"):
+        r = app.post(path, content=deep, headers={**POST, "Content-Type": "application/json"})
+        assert r.status_code == 400 and r.json()["error"] == "the request is nested more than 64 levels deep"
+    long = '{"steps": [], "pad": "%s"}' % ("x" * (2 << 20))
+    r = app.post("/api/check", content=long, headers={**POST, "Content-Type": "application/json"})
+    assert r.status_code == 400 and "longer than 1024 KB" in r.json()["error"]
+    # brackets inside strings are not nesting; an ordinary form still checks
+    r = app.post("/api/check", json={"input": photo["id"], "steps": [{"stage": "quantize", "params": {
+        "palette": "[" * 200 + "#000000|#ffffff"}}]}, headers=POST)
+    assert r.status_code == 200 and r.json()["errors"][0]["field"] == "palette"
+    assert not app.session.queue.jobs
+
+
+def test_uploads_are_decoded_within_a_memory_budget_and_told_to_retry_when_it_is_held():
+    import asyncio
+    import threading
+
+    from artfx.web.session import DECODE_BYTES_PER_PIXEL
+
+    photo = png_bytes(np.full((300, 400, 3), 90, np.uint8))  # 120,000 pixels in 1 KB: its cost is its pixels
+    cost = 300 * 400 * DECODE_BYTES_PER_PIXEL
+    application = create_app(decode_budget=cost * 3 // 2, decode_wait=0.2)
+    with TestClient(application) as client:
+        budget = application.state.session.decoding
+        holding, release = threading.Event(), threading.Event()
+
+        async def another_upload_decoding() -> None:  # what a concurrent upload holds while it decodes
+            async with budget.room(cost):
+                holding.set()
+                await asyncio.get_running_loop().run_in_executor(None, release.wait)
+
+        other = threading.Thread(target=asyncio.run, args=(another_upload_decoding(),))
+        other.start()
+        assert holding.wait(10)
+        busy = client.post("/api/uploads?name=p.png", content=photo, headers=POST)
+        assert busy.status_code == 503 and busy.headers["retry-after"] == "2"
+        assert busy.json()["error"] == "the server is busy decoding other uploads; try again in 2 seconds"
+        assert not application.state.session.uploads  # nothing decoded, nothing kept
+        small = client.post("/api/uploads?name=s.png", content=png_bytes(gradient(20, 30)), headers=POST)
+        assert small.status_code == 200  # one that fits beside it goes through
+        release.set()
+        other.join(10)
+        assert budget.used == 0
+        r = client.post("/api/uploads?name=p.png", content=photo, headers=POST)
+        assert r.status_code == 200 and (r.json()["width"], r.json()["height"]) == (400, 300)
+        assert budget.used == 0  # given back
+    # alone, an upload larger than the whole budget is still accepted (the largest allowed must be)
+    application = create_app(decode_budget=1000)
+    with TestClient(application) as client:
+        assert client.post("/api/uploads?name=p.png", content=photo, headers=POST).status_code == 200
+
+
 def test_posts_need_the_header_and_hosts_can_be_limited():
     application = create_app(allowed_hosts=["127.0.0.1", "localhost"])
     with TestClient(application, base_url="http://127.0.0.1") as client:

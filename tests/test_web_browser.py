@@ -135,6 +135,7 @@ def test_upload_set_k_run_see_four_colours_and_download_with_recipe(server, brow
     count, width, height = browser.execute_async_script(COUNT_COLOURS)
     assert (count, width, height) == (4, 384, 255)
     assert "has-after" in css(browser, "#compare").get_attribute("class")
+    assert_whole_result_shown(browser, 384 / 255)
     screenshot = Path(os.environ.get("ARTFX_WEB_SCREENSHOT") or downloads / "page.png")
     browser.execute_script("window.scrollTo(0, 0)")
     browser.save_screenshot(str(screenshot))
@@ -146,6 +147,55 @@ def test_upload_set_k_run_see_four_colours_and_download_with_recipe(server, brow
     recipe = read_recipe(target)
     assert recipe["spec"] == "quantize:k=4" and recipe["inputs"][0]["name"] == "chelsea.jpg"
     assert len(np.unique(np.asarray(Image.open(target).convert("RGB")).reshape(-1, 3), axis=0)) == 4
+
+
+VIEW = """
+const box = (id) => { const r = document.getElementById(id).getBoundingClientRect();
+                      return [r.left, r.top, r.width, r.height]; };
+return {frame: box(document.getElementById('frame') ? 'frame' : 'compare'), pane: box('compare'), before: box('before'), after: box('after'),
+        clip: getComputedStyle(document.getElementById('after-wrap')).clipPath,
+        transforms: ['before', 'after'].map((id) => getComputedStyle(document.getElementById(id)).transform)};
+"""
+
+
+def assert_whole_result_shown(driver, aspect: float) -> dict:
+    """The result is shown whole: the frame has the picture's shape and lies inside the pane, the result fills
+    it unscaled and uncovered (the slider at 0), the photo lies exactly under it."""
+    v = driver.execute_script(VIEW)
+    (fx, fy, fw, fh), (px, py, pw, ph) = v["frame"], v["pane"]
+    assert abs(fw / fh - aspect) < 0.01, v
+    assert px - 0.5 <= fx and fx + fw <= px + pw + 0.5 and py - 0.5 <= fy and fy + fh <= py + ph + 0.5, v
+    assert fw >= min(pw, 0.6 * driver.execute_script("return window.innerHeight") * aspect) - 1, v  # fitted
+    assert v["after"] == v["frame"] and v["before"] == v["frame"], v
+    assert v["clip"] == "inset(0px 0px 0px 0%)" and v["transforms"] == ["none", "none"], v
+    return v
+
+
+def test_the_view_fits_the_picture_and_zooms_on_demand(server, browser):
+    open_page(browser, server)
+    upload_photo(browser)
+    css(browser, "#run").click()
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#downloads a.main"), what="result")
+    fitted = assert_whole_result_shown(browser, 384 / 255)
+    # the slider uncovers the photo from the left
+    browser.execute_script("const s = document.getElementById('slider'); s.value = 40;"
+                           "s.dispatchEvent(new Event('input'))")
+    assert browser.execute_script(VIEW)["clip"] == "inset(0px 0px 0px 40%)"
+    # zoom on demand: both pictures alike, inside the same frame; "fit" and a double click go back
+    css(browser, '.zoom [data-zoom="2"]').click()
+    double = ["matrix(2, 0, 0, 2, 0, 0)"] * 2  # once the short transition is over
+    wait(browser, lambda d: d.execute_script(VIEW)["transforms"] == double, 5, "zoomed in")
+    zoomed = browser.execute_script(VIEW)
+    assert abs(zoomed["after"][2] - 2 * fitted["frame"][2]) < 1 and zoomed["frame"] == fitted["frame"]
+    assert zoomed["before"] == zoomed["after"]
+    css(browser, '.zoom [data-zoom="1"]').click()
+    wait(browser, lambda d: d.execute_script(VIEW)["transforms"] == ["none", "none"], 5, "fitted again")
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    ActionChains(browser).double_click(css(browser, "#frame")).perform()
+    wait(browser, lambda d: d.execute_script(VIEW)["transforms"] == ["matrix(2, 0, 0, 2, 0, 0)"] * 2, 5, "dblclick")
+    ActionChains(browser).double_click(css(browser, "#frame")).perform()
+    wait(browser, lambda d: d.execute_script(VIEW)["transforms"] == ["none", "none"], 5, "dblclick back")
 
 
 def test_a_bad_value_shows_its_message_beside_the_field(server, browser):

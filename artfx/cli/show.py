@@ -3,6 +3,9 @@ through the contract (its Params, and the optional ``about()``); nothing here kn
 
 from __future__ import annotations
 
+import shlex
+from typing import Any, Iterator
+
 import typer
 
 from artfx import __version__, registry
@@ -41,10 +44,74 @@ def stages_show(name: str = typer.Argument(..., help="A stage name.")) -> None:
         kind, help_text = describe_field(info)
         typer.echo(f"  {short_flag(fname) or '':<3}{fname.replace('_', '-'):<18} {kind}")
         typer.echo(f"      {help_text}")
-    fields = list(stage.Params.model_fields)
-    if fields:
+    spec = example_spec(stage)
+    if spec:
         typer.echo("")
-        typer.echo(f"example: artfx pipeline {stage.name}:{fields[0]}=VALUE photo.jpg -o out.png")
+        typer.echo(f"example: artfx pipeline {shlex.quote(spec)} photo.jpg -o out.png")
+
+
+def _candidates(info: Any) -> Iterator[str]:
+    """Values worth showing for a field, best first: the field's own examples, another choice than the default,
+    a number near the default, the default itself. Each is checked by the stage before it is shown."""
+    from artfx.describe import bounds, choices, default_text, unwrap_optional
+
+    for value in info.examples or ():
+        if isinstance(value, (list, tuple)):
+            yield "|".join(map(str, value))
+        else:
+            yield str(value).lower() if isinstance(value, bool) else str(value)
+    default = info.get_default(call_default_factory=True) if not info.is_required() else None
+    options = choices(info)
+    if options:
+        yield from (str(c) for c in options if c != default)
+    ann = unwrap_optional(info.annotation)
+    if ann is bool:
+        yield "false" if default else "true"
+    elif ann in (int, float) and isinstance(default, (int, float)) and not isinstance(default, bool):
+        lo, hi = bounds(info)
+        for value in (default * 2, default / 2, lo[0] if lo else None, hi[0] if hi else None):
+            if value is not None and value != default:
+                yield str(int(value)) if ann is int else f"{value:g}"
+    if not info.is_required() and default_text(info) != "none":
+        yield default_text(info)
+
+
+def example_spec(stage: Any) -> str | None:
+    """A real step for the stage's example line: its required parameters and its first parameter that has a value
+    the stage accepts (a value other than the default where one is easy to find). None when there is none."""
+    from artfx.errors import ArtfxError
+    from artfx.pipeline import build_params
+    from artfx.spec import StepSpec, format_spec
+
+    chosen: dict[str, str] = {}
+
+    def accepted(name: str, info: Any) -> str | None:
+        for value in _candidates(info):
+            try:
+                build_params(stage, {**chosen, name: value})
+            except ArtfxError:
+                continue
+            return value
+        return None
+
+    fields = stage.Params.model_fields
+    for name, info in fields.items():
+        if info.is_required():
+            value = accepted(name, info)
+            if value is None:
+                return None
+            chosen[name] = value
+    if not chosen:
+        for name, info in fields.items():
+            value = accepted(name, info)
+            if value is not None:
+                chosen[name] = value
+                break
+    try:
+        build_params(stage, chosen)
+    except ArtfxError:
+        return None
+    return format_spec([StepSpec(stage.name, tuple(chosen.items()))])
 
 
 def info() -> None:

@@ -28,14 +28,29 @@ def setup_logging(quiet: bool, verbose: bool, debug: bool) -> None:
     else:  # one plain line per message for logs and pipes
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("artfx: %(levelname)s: %(message)s"))
+    handler.addFilter(_shown)
     logger.handlers[:] = [handler]
     logger.setLevel(level)
     logger.propagate = False
 
 
+def _shown(record: logging.LogRecord) -> bool:
+    """Log messages, like :func:`say`'s lines, with file names in their safe form."""
+    from artfx.io.files import shown_name
+
+    message = record.getMessage()
+    safe = shown_name(message)
+    if safe != message:
+        record.msg, record.args = safe, None
+    return True
+
+
 def say(text: str) -> None:
-    """A plain line on stderr (what was written, and so on)."""
-    console().print(text, markup=False, highlight=False, soft_wrap=True)
+    """A plain line on stderr (what was written, and so on), file names in it in their safe form (bytes that are
+    not UTF-8 as \\xff, control and bidirectional characters escaped: :func:`artfx.io.files.shown_name`)."""
+    from artfx.io.files import shown_name
+
+    console().print(shown_name(text), markup=False, highlight=False, soft_wrap=True)
 
 
 def error_line(message: str) -> None:

@@ -86,11 +86,16 @@ class _RayTextAside:
 
 class Cluster:
     """A connection to a Ray cluster for one job (``with Cluster(address) as ray: ...``): started or joined on
-    entry; on exit, a Ray instance this job started is stopped and a connection it opened is closed."""
+    entry; on exit, a Ray instance this job started is stopped and a connection it opened is closed. A Ray
+    instance this job started also leaves its session folder (``/tmp/ray/session_*``, 200-250 KB of logs and
+    sockets, one per job): it is removed, with the ``session_latest`` link to it, and ``/tmp/ray`` itself if this
+    job made it and nothing else is in it. Nothing else there is touched."""
 
     def __init__(self, address: str | None):
         self.address = (address or "").strip() or "local"
         self.owned = False
+        self.session_dir: str | None = None  # the session folder of the Ray instance this job started
+        self._made_root = False
 
     def __enter__(self) -> Any:
         if self.address == "local":  # Ray's defaults said aloud: a token (~/.ray/auth_token), and, where Ray
@@ -107,15 +112,22 @@ class Cluster:
         if sys.stdout is not None:
             sys.stdout = _RayTextAside(sys.stdout)
         extra = {"include_dashboard": False} if self.address == "local" else {}
+        root = _ray_temp_root()
+        root_existed = os.path.isdir(root)
         try:
-            ray.init(address=self.address, logging_level=quiet, log_to_driver=log.isEnabledFor(logging.DEBUG),
-                     **extra)
+            context = ray.init(address=self.address, logging_level=quiet,
+                               log_to_driver=log.isEnabledFor(logging.DEBUG), **extra)
         except Exception as exc:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, ValueError...
             sys.stdout = self.stdout
             where = "start Ray on this machine" if self.address == "local" else \
                 f"connect to the Ray cluster at {self.address}"
             raise UsageError(f"cannot {where}: {one_line(exc, 240)}") from None
         self.owned = True
+        if self.address == "local":  # started here: its session folder is this job's
+            info = getattr(context, "address_info", None) or {}
+            self.session_dir = info.get("session_dir")
+            self._made_root = not root_existed and bool(self.session_dir) \
+                and os.path.dirname(os.path.abspath(self.session_dir)) == os.path.abspath(root)
         return ray
 
     def __exit__(self, *exc: Any) -> None:
@@ -128,6 +140,49 @@ class Cluster:
                 ray.shutdown()
             finally:
                 sys.stdout = self.stdout
+                self._remove_session()
+
+    def _remove_session(self) -> None:
+        """Remove the session folder of the Ray instance this job started (after ray.shutdown has stopped its
+        processes), the ``session_latest`` link if it points there, and the temporary root if this job made it
+        and it is left empty."""
+        import shutil
+
+        folder = self.session_dir
+        if not folder or not os.path.basename(folder).startswith("session_") or not os.path.isdir(folder):
+            return
+        for _ in range(3):  # a process that is still stopping may write a last log line
+            shutil.rmtree(folder, ignore_errors=True)
+            if not os.path.exists(folder):
+                break
+            time.sleep(0.2)
+        parent = os.path.dirname(os.path.abspath(folder))
+        latest = os.path.join(parent, "session_latest")
+        try:
+            if os.path.islink(latest) and os.path.abspath(os.path.join(parent, os.readlink(latest))) == \
+                    os.path.abspath(folder):
+                os.unlink(latest)
+            if self._made_root:
+                os.rmdir(parent)  # only if empty: another instance's sessions stay
+        except OSError:
+            pass
+        log.debug("removed the Ray session folder %s", folder)
+
+
+def _ray_temp_root() -> str:
+    """Where a Ray instance started here puts its session folders, by Ray's rule: $RAY_TMPDIR/ray, else on Linux
+    $TMPDIR/ray, else /tmp/ray on Linux and macOS."""
+    import tempfile
+
+    if "RAY_TMPDIR" in os.environ:
+        base = os.environ["RAY_TMPDIR"]
+    elif sys.platform.startswith("linux") and "TMPDIR" in os.environ:
+        base = os.environ["TMPDIR"]
+    elif sys.platform.startswith(("linux", "darwin")):
+        base = "/tmp"
+    else:
+        base = tempfile.gettempdir()
+    return os.path.join(base, "ray")
 
 
 def _set_threads(threads: int) -> None:

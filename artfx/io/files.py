@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import secrets
 import sys
+import unicodedata
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from artfx.errors import OutputError
 
@@ -144,10 +146,22 @@ def _write_stdout(data: bytes | str | Callable[[Path], None]) -> None:
             data = tmp.read_bytes()
     payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
     out = stdout_buffer()
+    view, start = memoryview(payload), 0
     try:
-        for start in range(0, len(payload), 1 << 20):  # in pieces: a reader that goes away is noticed
-            out.write(payload[start : start + (1 << 20)])
-            out.flush()
+        # In pieces, each written to the end: unbuffered (python -u, PYTHONUNBUFFERED) standard output is a raw
+        # file whose write() returns what the pipe took (64 KB) when its reader goes away in the middle; the
+        # next write then raises BrokenPipeError. Ignoring the count would end with exit 0 and half a PNG.
+        while start < len(view):
+            written = out.write(view[start : start + (1 << 20)])
+            if written is None:  # a non-blocking stream that is full: wait for it, as a blocking one would
+                import select
+
+                select.select([], [out.fileno()], [])
+                continue
+            if written <= 0:
+                raise OutputError(f"cannot write to standard output: {start} of {len(view)} bytes written")
+            start += written
+        out.flush()
     except BrokenPipeError:
         from artfx.errors import PipeClosed
 
@@ -194,3 +208,56 @@ def check_name(path: str | Path, what: str = "file") -> None:
     if len(encoded) > PATH_MAX or any(len(part) > NAME_MAX for part in encoded.split(b"/")):
         raise UsageError(f"{what} name too long: {text[:40]}... ({len(encoded)} bytes)")
 
+
+
+# ---- names as messages and recipes show them ---------------------------------------------------------------------
+_HIDDEN = ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")  # controls, formatting (bidi overrides, zero-width), unassigned
+_ESCAPE_RE = re.compile(r"\\x([0-9a-f]{2})|\\u([0-9a-f]{4})|\\U([0-9a-f]{8})")
+
+
+def hidden_character(ch: str) -> bool:
+    """Whether a character would be invisible or misleading in a name: a control character, a formatting one (a
+    right-to-left override, a zero-width space), a surrogate (a byte that was not UTF-8), a line separator."""
+    return unicodedata.category(ch) in _HIDDEN
+
+
+def shown_name(path: str | Path) -> str:
+    """The safe form of a path for messages and recipes: valid UTF-8 with nothing hidden in it.
+
+    Bytes of the name that are not UTF-8 (Python keeps them as surrogate escapes: ``b"\\xff"`` is ``"\\udcff"``)
+    become ``\\xff``; control and formatting characters (a newline, an escape, a right-to-left override)
+    ``\\x0a`` or ``\\u202e``. Everything else is kept, so an ordinary name (``photo.jpg``, ``café.png``) comes
+    back as it is. :func:`name_from_shown` turns the form back into the name.
+
+    >>> shown_name(os.fsdecode(b"\\xff\\xfe.png")), shown_name("a\\u202egnp.jpg"), shown_name("café.png")
+    ('\\\\xff\\\\xfe.png', 'a\\\\u202egnp.jpg', 'café.png')
+    """
+    text = os.fspath(path) if isinstance(path, os.PathLike) else str(path)
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape)
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif not hidden_character(ch):
+            out.append(ch)
+        elif code < 0x80:
+            out.append(f"\\x{code:02x}")
+        else:
+            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
+    return "".join(out)
+
+
+def name_from_shown(text: Any) -> Any:
+    """The name a :func:`shown_name` form stands for (anything that is not a string is returned as it is)."""
+    if not isinstance(text, str) or "\\" not in text:
+        return text
+
+    def one(m: re.Match) -> str:
+        if m.group(1):
+            code = int(m.group(1), 16)
+            return chr(code) if code < 0x80 else chr(0xDC00 + code)
+        return chr(int(m.group(2) or m.group(3), 16))
+
+    return _ESCAPE_RE.sub(one, text)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
 import os
 import struct
@@ -28,19 +27,48 @@ import numpy as np
 from PIL import Image
 
 from artfx.errors import ImageError, InputError, one_line
-from artfx.io import colour, png
+from artfx.io import colour, jsonlimits, png
 from artfx.io.files import check_name, read_stdin
 
 log = logging.getLogger("artfx.io")
 
 _GREY16_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 _CV2_MODES = ("RGB", "RGBA", "RGBX", "LA")  # Pillow modes whose 16-bit files are read through OpenCV
-_bomb_lock = threading.Lock()
+_pillow_lock = threading.RLock()  # around what changes process-wide state: the bomb limit, warning filters, fd 2
 # What Pillow's and OpenCV's decoders raise for broken data. Caught only around calls into the decoders.
 _DECODE_ERRORS = (
     OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, IndexError, KeyError, TypeError,
     OverflowError, ZeroDivisionError,
 )
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextlib.contextmanager
+def _pillow_quiet(source: str) -> Iterator[None]:
+    """Around a call into Pillow: what it says about a damaged file (UserWarnings such as "Tag data larger than
+    file. Skipping tag 530", one per tag, and log lines such as "More samples per pixel than can be decoded") is
+    said once at debug level as artfx's, not printed on standard error: a user sees artfx's one line, or a clean
+    read. Under a lock, as warning filters and logging handlers are the whole process's."""
+    handler = _Collect()
+    pil = logging.getLogger("PIL")
+    with _pillow_lock, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pil.addHandler(handler)  # found before logging's last resort, which would print it on stderr
+        try:
+            yield
+        finally:
+            pil.removeHandler(handler)
+    said = [str(w.message) for w in caught] + [r.getMessage() for r in handler.records]
+    if said:
+        log.debug("%s: Pillow said: %s", source, one_line("; ".join(dict.fromkeys(said)), 600))
 
 
 @contextlib.contextmanager
@@ -88,6 +116,21 @@ def read_image(src: str | Path | bytes, *, allow_huge: bool = False, name: str |
     return _decode(img, data, source)
 
 
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) as the file's header declares them, without decoding any pixels and whatever their number
+    (None when Pillow cannot tell: :func:`read_image` then says what is wrong with the file)."""
+    limit = Image.MAX_IMAGE_PIXELS
+    with _pillow_quiet("<bytes>"):
+        Image.MAX_IMAGE_PIXELS = None  # only the header is read here: the guard is read_image's
+        try:
+            with Image.open(io.BytesIO(data)) as probe:
+                return probe.size
+        except Exception:  # noqa: BLE001 - any failure here is read_image's to report, in its words
+            return None
+        finally:
+            Image.MAX_IMAGE_PIXELS = limit
+
+
 def read_recipe(path_or_picture: Any) -> dict | None:
     """The recipe stored in a PNG written by artfx (``json.loads`` of the :data:`png.RECIPE_KEY` text chunk), or
     None when there is none. Accepts a :class:`Picture`, a path or the encoded bytes."""
@@ -103,11 +146,13 @@ def read_recipe(path_or_picture: Any) -> dict | None:
     if text is None:
         return None
     try:
-        recipe = json.loads(png.recipe_json(text))
+        recipe = jsonlimits.loads(png.recipe_json(text))
+    except jsonlimits.JSONLimitError as e:
+        raise ImageError(f"bad recipe: {source}: the stored recipe is {e}") from None
     except (ValueError, zlib.error) as e:
-        raise ImageError(f"{source}: the stored recipe is not valid JSON ({one_line(e)})") from e
+        raise ImageError(f"bad recipe: {source}: the stored recipe is not valid JSON ({one_line(e)})") from e
     if not isinstance(recipe, dict):
-        raise ImageError(f"{source}: the stored recipe is not a JSON object")
+        raise ImageError(f"bad recipe: {source}: the stored recipe is not a JSON object")
     return recipe
 
 
@@ -138,8 +183,7 @@ def _open(data: bytes, source: str, allow_huge: bool) -> Image.Image:
     error (Pillow only warns between 1x and 2x), and ``allow_huge`` lifts the limit for this call only. Pillow
     checks the size inside Image.open alone, so the global is changed (under a lock) just around that call."""
     limit = Image.MAX_IMAGE_PIXELS
-    with _bomb_lock, warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+    with _pillow_quiet(source):
         if allow_huge:
             Image.MAX_IMAGE_PIXELS = None
         try:
@@ -179,20 +223,18 @@ def _decode(img: Image.Image, data: bytes, source: str) -> Picture:
     if not tiff16:
         # Full decode first: truncated or corrupt data raises here (with PIL.ImageFile.LOAD_TRUNCATED_IMAGES left
         # False, as it must stay), which also validates the files whose pixels OpenCV then reads.
-        with _decoding(source), _quiet_stderr(fmt == "TIFF"):
+        with _decoding(source), _quiet_decoder(fmt == "TIFF", source):
             img.load()
-    orientation = _orientation(img)
+    with _pillow_quiet(source):
+        orientation = _orientation(img)
     icc = img.info.get("icc_profile") or None
     text = _pillow_text(img) if fmt == "PNG" else {}
 
     if tiff16:
         # 16-bit TIFF in all its layouts (planar or interleaved, strips or tiles, premultiplied alpha or not)
         # through tifffile: Pillow reads 16-bit RGB as 8 bits and OpenCV ignores planar data and associated alpha.
-        rgb, alpha = _decode_tiff16(data, source)
+        rgb, alpha = _decode_tiff16(data, source, icc)
         depth = 16
-        if icc is not None:
-            converted = colour.icc_to_srgb_float(rgb, icc, source)
-            rgb = rgb if converted is None else converted
     elif _is_16bit(img, data):
         # Pillow reads 16-bit RGB(A) and grey+alpha as 8 bits: take the pixels from OpenCV instead.
         rgb, alpha = _decode_cv2(data, source)
@@ -216,19 +258,21 @@ def _tiff_bits(img: Image.Image) -> int:
     return max(bits) if bits else 8
 
 
-def _decode_tiff16(data: bytes, source: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """A 16-bit grey or RGB TIFF, with or without alpha, as float (H, W, 3) and alpha; premultiplied
-    (associated) alpha is divided out."""
+def _decode_tiff16(data: bytes, source: str, icc: bytes | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """A 16-bit grey, RGB or CMYK TIFF, with or without alpha, as float sRGB (H, W, 3) and alpha: premultiplied
+    (associated) alpha divided out, min-is-white grey inverted, CMYK through its ICC profile (else the ink
+    formula), an embedded RGB profile converted."""
     import tifffile
 
     try:
-        with _decoding(source), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tifffile warns about odd tags; a real failure raises
+        with _decoding(source), _pillow_quiet(source):  # tifffile warns about odd tags; a real failure raises
             with tifffile.TiffFile(io.BytesIO(data)) as tif:
                 page = tif.pages[0]
                 arr = page.asarray()
                 axes = page.axes
-                extra = tuple(getattr(page, "extrasamples", ()) or ())
+                extra = tuple(int(e) for e in (getattr(page, "extrasamples", ()) or ()))
+                photometric = int(page.photometric)
+                inkset = page.tags.valueof(332, 1)  # InkSet: 1 CMYK, 2 other inks
     except RuntimeError as e:  # imagecodecs' codec errors (DeflateError, LzwError...) on broken strips
         if not type(e).__module__.startswith("imagecodecs"):
             raise
@@ -240,25 +284,58 @@ def _decode_tiff16(data: bytes, source: str) -> tuple[np.ndarray, np.ndarray | N
     arr = arr.reshape(arr.shape[-3:] if arr.ndim >= 3 and "S" in axes else arr.shape[-2:])
     arr = arr.astype(np.float32) / np.float32(65535)
     if arr.ndim == 2:
-        return np.repeat(arr[:, :, None], 3, axis=2), None
-    colour_samples = 1 if arr.shape[2] in (1, 2) else 3
-    rgb = arr[:, :, :colour_samples]
+        arr = arr[:, :, None]
+    if photometric == _SEPARATED:
+        if inkset != 1 or arr.shape[2] < 4:
+            raise ImageError(f"{source}: a 16-bit TIFF of {arr.shape[2]} inks other than CMYK, which artfx cannot "
+                             "read")
+        colour_samples = 4
+    else:
+        colour_samples = 1 if arr.shape[2] in (1, 2) else 3
+    values = arr[:, :, :colour_samples]
     alpha = arr[:, :, colour_samples] if arr.shape[2] > colour_samples else None
     if alpha is not None and extra[:1] == (1,):  # associated alpha: stored colours are premultiplied
         safe = np.where(alpha > 0, alpha, 1)[:, :, None]
-        rgb = np.where(alpha[:, :, None] > 0, np.clip(rgb / safe, 0, 1), 0)
-    if colour_samples == 1:
-        rgb = np.repeat(rgb, 3, axis=2)
+        values = np.where(alpha[:, :, None] > 0, np.clip(values / safe, 0, 1), 0)
+    if photometric == _MIN_IS_WHITE:
+        values = 1 - values
+    if colour_samples == 4:
+        return _cmyk16_to_srgb(values, icc, source), alpha
+    rgb = np.repeat(values, 3, axis=2) if colour_samples == 1 else values
+    if icc is not None:
+        converted = colour.icc_to_srgb_float(rgb, icc, source)
+        rgb = rgb if converted is None else converted
     return rgb, alpha
 
 
+_MIN_IS_WHITE, _SEPARATED = 0, 5  # TIFF PhotometricInterpretation values
+
+
+def _cmyk16_to_srgb(cmyk: np.ndarray, icc: bytes | None, source: str) -> np.ndarray:
+    """CMYK in [0, 1] as sRGB: through the file's profile where it has one (at 8 bits, as LittleCMS takes CMYK
+    through Pillow), else with the ink formula, as for 8-bit CMYK files without a profile."""
+    if icc is not None:
+        levels = np.rint(cmyk * 255).astype(np.uint8)
+        converted = colour.icc_to_srgb(Image.fromarray(levels, "CMYK"), icc, source)
+        if converted is not None:
+            return np.asarray(converted, dtype=np.float32) / np.float32(255)
+    return (1 - cmyk[:, :, :3]) * (1 - cmyk[:, :, 3:4])
+
+
 @contextlib.contextmanager
-def _quiet_stderr(active: bool) -> Iterator[None]:
-    """libtiff prints its own warnings on file descriptor 2 (hundreds of lines for a damaged TIFF): while Pillow
-    decodes a TIFF they are sent to /dev/null, so that a user sees artfx's one line."""
+def _quiet_decoder(active: bool, source: str) -> Iterator[None]:
+    """libtiff prints its own warnings on file descriptor 2 (hundreds of lines for a damaged TIFF), and Pillow its
+    UserWarnings: while Pillow decodes a TIFF the first go to /dev/null and the others to the debug log, so that a
+    user sees artfx's one line. One TIFF at a time: file descriptor 2 is the whole process's."""
     if not active:
         yield
         return
+    with _pillow_quiet(source), _quiet_stderr():
+        yield
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
     try:
         sys.stderr.flush()
         saved = os.dup(2)
@@ -346,7 +423,7 @@ def _decode_pillow(img: Image.Image, icc: bytes | None, source: str) -> tuple[np
 
     alpha = None
     if img.mode in ("RGBA", "LA"):
-        alpha = np.asarray(img.getchannel("A"), dtype=np.float32) / np.float32(255)
+        alpha = _float(img.getchannel("A"))
         img = img.convert(img.mode[:-1])  # drop the alpha band (no compositing)
 
     if icc is not None:
@@ -357,11 +434,20 @@ def _decode_pillow(img: Image.Image, icc: bytes | None, source: str) -> tuple[np
         cmyk = np.asarray(img, dtype=np.float32) / np.float32(255)
         rgb = (1 - cmyk[:, :, :3]) * (1 - cmyk[:, :, 3:4])
     elif img.mode == "L":
-        grey = np.asarray(img, dtype=np.float32) / np.float32(255)
-        rgb = np.repeat(grey[:, :, None], 3, axis=2)
+        rgb = np.repeat(_float(img)[:, :, None], 3, axis=2)
     else:
-        rgb = np.asarray(img.convert("RGB"), dtype=np.float32) / np.float32(255)
+        rgb = _float(img if img.mode == "RGB" else img.convert("RGB"))
     return rgb, alpha, 8
+
+
+def _float(img: Image.Image) -> np.ndarray:
+    """An 8-bit image as float32 in [0, 1], divided in place: for a 40-megapixel photo the out-of-place division
+    held a second 480 MB array (and convert("RGB") of an RGB image a copy of the pixels)."""
+    out = np.asarray(img, dtype=np.float32)
+    if not out.flags.writeable:
+        out = out.copy()
+    out /= np.float32(255)
+    return out
 
 
 def _pillow_text(img: Image.Image) -> dict[str, str]:

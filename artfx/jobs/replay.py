@@ -45,11 +45,9 @@ def candidates(recipe: dict[str, Any], image: Path) -> list[Path]:
     the recorded name beside the image or in the current folder. Regular files only; none is opened."""
     if len(recipe["inputs"]) != 1:
         raise recipes.bad_recipe(f"replay makes stills, and this recipe has {len(recipe['inputs'])} inputs")
-    recorded = recipe["inputs"][0]
-    name = recipes.input_name(recorded)
-    path = recorded.get("path")
-    found = [c for c in dict.fromkeys(([Path(path)] if isinstance(path, str) else []) +
-                                      [image.parent / name, Path.cwd() / name]) if c.is_file()]
+    name, path = recipes.input_name(recipe["inputs"][0])
+    places = ([Path(path)] if isinstance(path, str) else []) + [image.parent / name, Path.cwd() / name]
+    found = list({c.resolve(): c for c in reversed(places) if c.is_file()}.values())[::-1]  # each file once
     if not found:
         raise UsageError(f"the recorded input {name!r} is not beside {image} or in the current folder; "
                          "give it with --input")

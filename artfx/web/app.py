@@ -2,7 +2,8 @@
 
     GET  /                          the page (artfx/web/static: plain HTML, CSS and JavaScript, no build step)
     GET  /api/info                  stages and their fields, samples, built-in styles, devices, limits
-    POST /api/uploads?name=a.jpg    the photo's bytes as the body -> {id, name, width, height, view}
+    POST /api/uploads?name=a.jpg    the photo's bytes as the body -> {id, name, width, height, view}; 503 with
+                                    Retry-After while other uploads hold the memory for decoding
     POST /api/samples/{name}        a built-in sample as an upload
     GET  /api/uploads/{id}/view     the upload as a PNG the browser can show
     GET  /api/styles/{name}         a built-in style's thumbnail
@@ -39,14 +40,16 @@ from starlette.staticfiles import StaticFiles
 
 from artfx import __version__
 from artfx.errors import ArtfxError, UsageError
+from artfx.io import jsonlimits
 from artfx.options import DEVICES, RunOptions
 from artfx.web import forms
 from artfx.web.jobs import FINISHED, make_job, new_id
-from artfx.web.session import MAX_PIXELS, MAX_UPLOAD, Session, TooLarge, prepare_request
+from artfx.web.session import DECODE_WAIT, MAX_PIXELS, MAX_UPLOAD, Busy, Session, TooLarge, prepare_request
 
 STATIC = Path(__file__).resolve().parent / "static"
 SAMPLES = STATIC / "samples"
 POLL = 0.15  # seconds between looks at a job for its event stream
+MAX_JSON = 1 << 20  # longest JSON request (a form is a few KB)
 
 
 # ---- helpers ---------------------------------------------------------------------------------------------------
@@ -55,9 +58,18 @@ def _error(message: str, status: int = 400, **extra: Any) -> JSONResponse:
 
 
 async def _json(request: Request) -> dict[str, Any]:
+    """The request's JSON object, read with limits on its size and nesting (a 400, never a RecursionError)."""
+    chunks, total = [], 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > MAX_JSON:
+            raise UsageError(f"the request is longer than {MAX_JSON >> 10} KB")
+        chunks.append(chunk)
     try:
-        body = await request.json()
-    except (ValueError, UnicodeDecodeError):
+        body = jsonlimits.loads(b"".join(chunks), max_bytes=MAX_JSON)
+    except jsonlimits.JSONLimitError as exc:
+        raise UsageError(f"the request is {exc}") from None
+    except ValueError:  # UnicodeDecodeError included
         raise UsageError("the request is not JSON") from None
     if not isinstance(body, dict):
         raise UsageError("the request must be a JSON object")
@@ -72,6 +84,9 @@ def _with_errors(handler: Any) -> Any:
             return await handler(request)
         except forms.FormError as exc:
             return JSONResponse({"error": str(exc), "errors": exc.errors}, status_code=400)
+        except Busy as exc:
+            return JSONResponse({"error": str(exc), "retry_after": exc.retry_after}, status_code=503,
+                                headers={"Retry-After": str(exc.retry_after)})
         except ArtfxError as exc:
             return _error(str(exc), 413 if isinstance(exc, TooLarge) else 400)
     return wrapped
@@ -121,7 +136,7 @@ async def upload(request: Request) -> Response:
         chunks.append(chunk)
     if not total:
         return _error("the upload is empty")
-    up = await run_in_threadpool(session.add_upload, b"".join(chunks), request.query_params.get("name", ""))
+    up = await session.accept(b"".join(chunks), request.query_params.get("name", ""))
     return JSONResponse(_upload_json(up))
 
 
@@ -137,7 +152,7 @@ async def sample(request: Request) -> Response:
     path = SAMPLES / name
     if name not in {p.name for p in SAMPLES.glob("*.jpg")}:
         return _error(f"no sample called {name!r}", 404)
-    up = await run_in_threadpool(session.add_upload, path.read_bytes(), name)
+    up = await session.accept(path.read_bytes(), name)
     return JSONResponse(_upload_json(up))
 
 
@@ -279,10 +294,13 @@ async def job_file(request: Request) -> Response:
 
 # ---- the app -------------------------------------------------------------------------------------------------------
 def create_app(max_upload: int = MAX_UPLOAD, max_pixels: int = MAX_PIXELS, allowed_hosts: list[str] | None = None,
-               tmp_dir: str | None = None) -> Starlette:
+               tmp_dir: str | None = None, decode_budget: int | None = None,
+               decode_wait: float = DECODE_WAIT) -> Starlette:
     """The page and its API. Its session folder is made now and removed when the app shuts down
-    (``app.state.session``). ``allowed_hosts``: the Host names to answer (None: any, as in tests)."""
-    session = Session(max_upload, max_pixels, tmp_dir)
+    (``app.state.session``). ``allowed_hosts``: the Host names to answer (None: any, as in tests).
+    ``decode_budget``: bytes of memory that uploads being decoded may hold together (default: two of the largest
+    allowed); an upload that finds no room for ``decode_wait`` seconds is answered 503 with Retry-After."""
+    session = Session(max_upload, max_pixels, tmp_dir, decode_budget, decode_wait)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> Any:

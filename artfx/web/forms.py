@@ -27,6 +27,7 @@ from typing import Any
 from artfx import registry
 from artfx.describe import bounds, choices, default_text, field_range, type_text, unwrap_optional
 from artfx.errors import ArtfxError
+from artfx.io.files import hidden_character
 from artfx.stage import INPUT_FILE, OUTPUT_DIR, OUTPUT_FILE, LIST_SEPARATOR, field_kind
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"  # artfx's own files (the built-in styles)
@@ -326,12 +327,35 @@ def format_shown(steps: list[tuple[str, dict[str, Any]]]) -> str:
 
 
 def command_line(spec: str, input_name: str, output_name: str, run: dict[str, Any]) -> str:
-    """The ``artfx pipeline ...`` command that makes the same picture."""
-    parts = ["artfx", "pipeline", shlex.quote(spec), shlex.quote(input_name), "-o", shlex.quote(output_name)]
+    """The ``artfx pipeline ...`` command that makes the same picture (file names that start with ``-``, such as
+    an upload called ``-o.png``, as ``./-o.png``, so that they are not read as options)."""
+    parts = ["artfx", "pipeline", shell_word(spec), shell_name(input_name), "-o", shell_name(output_name)]
     for key, value in run.items():
         if value is not None:
-            parts += [f"--{key.replace('_', '-')}", shlex.quote(str(value))]
+            parts += [f"--{key.replace('_', '-')}", shell_word(str(value))]
     return " ".join(parts)
+
+
+def shell_name(name: str) -> str:
+    """A file name as one shell word that no command reads as an option."""
+    return shell_word(f"./{name}" if name.startswith("-") else name)
+
+
+def shell_word(text: str) -> str:
+    """One shell word, with nothing hidden in it: a value holding control or formatting characters (a
+    right-to-left override typed into a field) is written in bash's $'...' form, \\u202e and all."""
+    if not any(hidden_character(ch) for ch in text):
+        return shlex.quote(text)
+    out = []
+    for ch in text:
+        if ch in "\\'":
+            out.append("\\" + ch)
+        elif hidden_character(ch):
+            out.append(f"\\x{ord(ch):02x}" if ord(ch) < 0x80 else f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF
+                       else f"\\U{ord(ch):08x}")
+        else:
+            out.append(ch)
+    return "$'" + "".join(out) + "'"
 
 
 def recipe_for_users(recipe: dict[str, Any], prepared: Prepared) -> dict[str, Any]:

@@ -23,6 +23,7 @@ const state = {
   steps: [],             // [{stage, values: {field: string|bool}, files: {field: [{id, name}]}, outputs: {field: suffix}}]
   job: null,             // the job being watched: {id, events: EventSource}
   uploads: {},           // id -> name, for chips
+  zoom: 1,               // the view's zoom: 1 (the picture fits the pane), 2 or 4
 };
 
 // ---- the API -------------------------------------------------------------------------------------------------
@@ -43,8 +44,16 @@ async function uploadFile(file) {
   if (file.size > limit) {
     throw new Error(`the file is larger than this page's upload limit of ${limit / 1048576} MB`);
   }
-  const res = await api(`/api/uploads?name=${encodeURIComponent(file.name)}`, file,
-                        { headers: { "Content-Type": "application/octet-stream" } });
+  let res;
+  for (let attempt = 0; ; attempt++) {
+    res = await api(`/api/uploads?name=${encodeURIComponent(file.name)}`, file,
+                    { headers: { "Content-Type": "application/octet-stream" } });
+    // 503: other uploads hold the server's memory for decoding; it says when to try again
+    if (res.status !== 503 || attempt >= 5) break;
+    showError("input", `${res.data.error || "the server is busy"}…`);
+    await new Promise((done) => setTimeout(done, 1000 * (Number(res.data.retry_after) || 2)));
+  }
+  showError("input", "");
   if (!res.ok) throw new Error(res.data.error || "upload failed");
   state.uploads[res.data.id] = res.data.name;
   return res.data;
@@ -54,6 +63,8 @@ async function uploadFile(file) {
 function setInput(upload) {
   state.input = upload;
   $("#before").src = upload.view;
+  $("#frame").style.setProperty("--ar", `${upload.width} / ${upload.height}`);  // the frame takes its shape
+  setZoom(1);
   $("#compare").classList.remove("empty", "has-after");
   $("#after").removeAttribute("src");
   $("#downloads").replaceChildren();
@@ -186,6 +197,7 @@ async function run() {
   $("#toml").textContent = res.data.toml;
   $("#downloads").replaceChildren();
   $("#bar").style.width = "0";
+  setSlider(0);  // the result covers the whole picture as it forms; dragging uncovers the photo
   setRunning(true);
   watch(res.data.id);
 }
@@ -253,16 +265,46 @@ async function cancel() {
   await api(`/api/jobs/${state.job.id}/cancel`, "");
 }
 
-// ---- the page ----------------------------------------------------------------------------------------------------
-function setupSlider() {
+// ---- the before/after view -------------------------------------------------------------------------------------
+// The picture fits the pane whole. The result covers it; the slider uncovers the photo from the left (0: all
+// result, 100: all photo). Zoom scales both pictures alike (so they stay lined up under the slider) around the
+// point under the pointer; "fit" or a double click goes back.
+function setSlider(value) {
   const slider = $("#slider");
-  const move = () => {
-    $("#after-wrap").style.clipPath = `inset(0 0 0 ${slider.value}%)`;
-    $("#handle").style.left = `${slider.value}%`;
-  };
-  slider.addEventListener("input", move);
-  move();
+  slider.value = String(value);
+  const v = Number(slider.value);
+  $("#after-wrap").style.clipPath = `inset(0 0 0 ${v}%)`;
+  $("#handle").style.left = `${v}%`;
+  $("#frame").classList.toggle("all-after", v < 8);
+  $("#frame").classList.toggle("all-before", v > 92);
 }
+
+function setZoom(level) {
+  state.zoom = level;
+  for (const img of [$("#before"), $("#after")]) img.style.transform = level > 1 ? `scale(${level})` : "";
+  $("#frame").classList.toggle("zoomed", level > 1);
+  document.querySelectorAll(".zoom button").forEach((b) => b.classList.toggle("on", Number(b.dataset.zoom) === level));
+  $("#view-hint").textContent = level > 1 ? "move the pointer to look around; double-click to fit" :
+    "drag across the picture to compare; double-click to zoom";
+}
+
+function setupView() {
+  const slider = $("#slider"), frame = $("#frame");
+  slider.addEventListener("input", () => setSlider(slider.value));
+  frame.addEventListener("pointermove", (e) => {
+    if (state.zoom <= 1) return;
+    const r = frame.getBoundingClientRect();
+    const x = Math.min(Math.max((e.clientX - r.left) / r.width, 0), 1) * 100;
+    const y = Math.min(Math.max((e.clientY - r.top) / r.height, 0), 1) * 100;
+    for (const img of [$("#before"), $("#after")]) img.style.transformOrigin = `${x}% ${y}%`;
+  });
+  frame.addEventListener("dblclick", () => setZoom(state.zoom > 1 ? 1 : 2));
+  document.querySelectorAll(".zoom button").forEach((b) => b.addEventListener("click", () => setZoom(Number(b.dataset.zoom))));
+  setSlider(0);
+  setZoom(1);
+}
+
+// ---- the page ----------------------------------------------------------------------------------------------------
 
 async function main() {
   const res = await api("/api/info");
@@ -286,7 +328,7 @@ async function main() {
     navigator.clipboard?.writeText($(`#${b.dataset.copy}`).textContent);
   }));
   setupInput();
-  setupSlider();
+  setupView();
   if (stageInfo("quantize")) addStep("quantize");
   document.body.dataset.ready = "1";
 }
