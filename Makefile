@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,web,ray]'
-	$(BIN)/python -m artfx.stages.warmup
+	$(BIN)/python -m artfx.warmup
 	touch $(STAMP)
 
 demo: $(STAMP)

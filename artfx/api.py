@@ -229,7 +229,8 @@ def run(pipeline: str | Pipeline | Iterable[tuple[str, dict[str, Any]]], source:
     plan = planner.still(pipe, on_disk, None, opts)  # the steps' files checked, side outputs planned
     picture, recorded = load(source, allow_huge=opts.allow_huge)
     planner.make_dirs(plan)
-    rendered = render(Work(pipe, opts, protected=plan.protected), picture, report, recorded)
+    rendered = render(Work(pipe, opts, protected=plan.protected, keep_best=False, guard_pixels=_is_paths(source)),
+                      picture, report, recorded)  # Ctrl-C is the caller's to catch
     return Result(rendered.image, rendered.alpha, rendered.outputs, rendered.recipe)
 
 

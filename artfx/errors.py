@@ -75,6 +75,19 @@ class Cancelled(Interrupted):
     """A run stopped on request (``Run.cancelled``, e.g. from the web page)."""
 
 
+OUT_OF_MEMORY = "out of memory (try --max-size, or smaller sizes in the steps)"
+
+
+def as_artfx_error(exc: BaseException) -> "ArtfxError":
+    """Any failure as what a user is told: an ArtfxError as it is, running out of memory as :data:`OUT_OF_MEMORY`,
+    anything else as an internal error (a bug to report) in one line."""
+    if isinstance(exc, ArtfxError):
+        return exc
+    if isinstance(exc, MemoryError):
+        return ArtfxError(OUT_OF_MEMORY)
+    return ArtfxError(one_line(f"internal error: {type(exc).__name__}: {exc}", 400))
+
+
 def one_line(e: object, limit: int = 200) -> str:
     """An exception or text as one line of at most ``limit`` characters (whitespace runs collapsed)."""
     text = " ".join(str(e).split())

@@ -237,6 +237,8 @@ class Pipeline:
             except SystemExit as exc:
                 raise StageError(f"{where} called sys.exit({exc.code!r})") from None
             except Exception as exc:
+                if isinstance(exc.__cause__, KeyboardInterrupt) or isinstance(exc.__context__, KeyboardInterrupt):
+                    raise KeyboardInterrupt from None  # Ctrl-C inside a numba kernel comes out as a SystemError
                 text = f"{where} failed: {type(exc).__name__}: {exc}".splitlines()[0]
                 raise StageError(text) from exc
             out = check_image(out, where)

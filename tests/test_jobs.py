@@ -197,3 +197,64 @@ def test_progress_is_one_report_object(photos, tmp_path):
     assert sorted(heard["saved"]) == ["pal-p0.gpl", "pal-p1.gpl", "pal-p2.gpl"]
     assert "files" in heard["progress"] and any(label.endswith(":quantize") for label in heard["progress"])
     logging.getLogger("artfx").handlers[:] = []
+
+
+def test_a_cancel_stops_a_batch_and_says_what_was_done(photos, tmp_path):
+    class CancelAfterFirst(artfx.Report):
+        def file(self, src, dest, error):
+            self.cancelled = True
+
+    with pytest.raises(artfx.errors.Cancelled, match="1 of 3 files were done"):
+        artfx.run("quantize:k=3", photos, output=tmp_path / "out", progress=CancelAfterFirst())
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["p0.png"]
+
+
+class StopParams(Params):
+    at: float = Field(0.0, description="the level at which Ctrl-C is pressed")
+
+
+class CtrlC:
+    """Ctrl-C pressed while this step runs, as a compiled kernel reports it (a SystemError over the interrupt)."""
+
+    name = "ctrlc"
+    summary = "Presses Ctrl-C (a test stage)."
+    Params = StopParams
+
+    def apply(self, image, params, ctx):
+        ctx.checkpoint(image)
+        if params.at > 0:
+            try:
+                raise KeyboardInterrupt
+            except KeyboardInterrupt:
+                raise SystemError("CPUDispatcher returned a result with an exception set")
+        return image.copy()
+
+
+def test_ctrl_c_stops_a_sweep_and_a_python_run(photo, tmp_path):
+    registry.register(CtrlC())
+    with pytest.raises(KeyboardInterrupt):
+        artfx.sweep("ctrlc", photo, vary={"ctrlc.at": [0, 1]}, output=tmp_path / "sheet.png")
+    assert not (tmp_path / "sheet.png").exists()
+    with pytest.raises(KeyboardInterrupt):
+        artfx.run("ctrlc:at=1", photo)
+    with pytest.raises(artfx.errors.Interrupted, match="best image so far was written"):  # a still keeps it
+        artfx.run("ctrlc:at=1", photo, output=tmp_path / "still.png")
+    assert read_recipe(tmp_path / "still.png")["interrupted"] is True
+
+
+def test_pictures_in_memory_skip_the_bomb_guard_files_do_not(photo, monkeypatch):
+    from PIL import Image as PILImage
+
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 500)
+    assert artfx.run("quantize:k=2", gradient(24, 32)).image.shape == (24, 32, 3)
+    with pytest.raises(artfx.ArtfxError, match="decompression bomb"):
+        artfx.run("quantize:k=2", photo)
+
+
+def test_a_pipeline_of_stage_objects_runs_with_output_too(photo, tmp_path):
+    from artfx.pipeline import Pipeline, Step
+
+    stage = Warner()  # registered nowhere
+    pipeline = Pipeline([Step(stage, stage.Params(level=0.25))])
+    artfx.run(pipeline, photo, output=tmp_path / "grey.png")
+    assert np.allclose(np.asarray(Image.open(tmp_path / "grey.png").convert("RGB")) / 255, 0.25, atol=1 / 255)

@@ -1,7 +1,7 @@
 """The layering of artfx/, held by its import graph: built from the code itself (every import statement, at the
 top of a module or inside a function), it must have no cycle, no import of another module's private name, and
-imports that run one way only: executors know no jobs, jobs know no faces, the faces (cli, web) run work only
-through the front door (artfx.api)."""
+imports that run one way only, down the layers of README.md's Layout section (:data:`LAYERS`): executors know no
+jobs, jobs know no faces, the faces (cli, web) run work only through the front door (artfx.api)."""
 
 from __future__ import annotations
 
@@ -128,6 +128,32 @@ def test_there_is_no_import_cycle():
 
 def test_no_module_imports_another_modules_private_name():
     assert PRIVATE == []
+
+
+LAYERS = [  # bottom first; a module may import its own layer's and those below (README.md, "Layout")
+    ("artfx.errors", "artfx.version"),
+    ("artfx.devices", "artfx.io", "artfx.colours"),
+    ("artfx.stage",),
+    ("artfx.options", "artfx.registry", "artfx.describe", "artfx.spec", "artfx.config", "artfx.resources"),
+    ("artfx.pipeline",),
+    ("artfx.recipe", "artfx.video", "artfx.stages", "artfx.testing"),
+    ("artfx.executors",),
+    ("artfx.jobs",),
+    ("artfx.api", "artfx.examples"),
+    ("artfx", "artfx.cli", "artfx.web", "artfx.warmup"),
+]
+
+
+def layer(name: str) -> int:
+    """The layer of a module: that of the longest package of LAYERS it is in."""
+    found = [(len(p), i) for i, group in enumerate(LAYERS) for p in group if name == p or name.startswith(p + ".")]
+    assert found, f"{name} is in no layer: add it to LAYERS and to README.md's Layout"
+    return max(found)[1]
+
+
+def test_every_module_has_a_layer_and_imports_only_its_own_and_those_below():
+    upward = sorted((m, t) for m, targets in EDGES.items() for t in targets if layer(t) > layer(m))
+    assert upward == []
 
 
 def _within(name: str, packages: tuple[str, ...]) -> bool:

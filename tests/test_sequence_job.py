@@ -77,7 +77,8 @@ def test_an_empty_work_dir_given_is_used_and_kept(cli, pan, tmp_path):
 def test_a_failure_keeps_the_finished_frames_and_the_same_command_continues(cli, pan, tmp_path, flaky):
     flaky.write_text("")
     r = cli("pipeline", SPEC, pan, "-o", tmp_path / "out/")
-    assert r.returncode == 1 and "the disk caught fire" in r.err and "run the same command again" in r.err, r.err
+    assert r.returncode == 1 and "the disk caught fire" in r.err, r.err
+    assert "the same command continues from there" in r.err
     work = tmp_path / ".out.artfx-work"
     assert sorted(p.name for p in work.glob("frame-*.png")) == [f"frame-{i:06d}.png" for i in range(1, 7)]
     flaky.unlink()
@@ -147,7 +148,8 @@ def test_a_full_disk_keeps_the_frames_and_says_how_to_continue(cli, pan, tmp_pat
 
     monkeypatch.setattr(sequence.WorkFolder, "add", add)
     r = cli("pipeline", "quantize:k=4", pan, "-o", tmp_path / "out.mp4")
-    assert r.returncode == 1 and "No space left on device" in r.err and "run the same command again" in r.err
+    assert r.returncode == 1 and "No space left on device" in r.err
+    assert "the same command continues from there" in r.err
     assert len(list((tmp_path / ".out.mp4.artfx-work").glob("frame-*.png"))) == 5
     monkeypatch.setattr(sequence.WorkFolder, "add", real)
     r = cli("pipeline", "quantize:k=4", pan, "-o", tmp_path / "out.mp4")
@@ -192,3 +194,73 @@ def test_video_frames_pass_the_memory_estimate_before_decoding(cli, tmp_path, mo
     r = cli("pipeline", "style:size=256", clip, "-o", tmp_path / "out.mp4")
     assert r.returncode == 2 and "needs about" in r.err and "style" in r.err, r.err
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())
+
+
+def test_the_work_folder_cannot_be_the_frames_output(cli, pan, tmp_path):
+    for out, work in (("fr/", "fr"), ("fr/", "fr/w"), ("a/fr/", "a")):
+        r = cli("pipeline", "quantize:k=4", pan, "-o", tmp_path / out, "--work-dir", tmp_path / work)
+        assert r.returncode == 2 and "is the output" in r.err, (out, work, r.err)
+
+
+def test_a_local_run_makes_every_frame_the_clip_has_not_the_count_it_declares(cli, pan, tmp_path):
+    from fractions import Fraction
+
+    from artfx.video import media
+
+    source = media.open_source([pan])
+    expected = sum(1 for _ in media.resample(source.frames(), source.info.fps, Fraction(37, 5)))
+    source.close()
+    r = cli("pipeline", "quantize:k=4", pan, "-o", tmp_path / "f/", "--fps", "7.4")
+    assert r.returncode == 0, r.err
+    assert len(png_frames(tmp_path / "f")) == expected == 8
+
+
+def test_a_job_finished_after_a_failed_write_still_records_its_device(cli, pan, tmp_path, monkeypatch):
+    from artfx.errors import OutputError
+    from artfx.jobs import sequence
+
+    real = sequence._finish
+    calls = []
+
+    def finish(*args, **kw):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OutputError("the disk is full")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(sequence, "_finish", finish)
+    assert cli("pipeline", "quantize:k=4", pan, "-o", tmp_path / "f/", "--temporal", "off").returncode == 2
+    r = cli("pipeline", "quantize:k=4", pan, "-o", tmp_path / "f/", "--temporal", "off")
+    assert r.returncode == 0, r.err
+    assert json.loads((tmp_path / "f" / "recipe.json").read_text())["device"] == "cpu"
+
+
+def test_a_torn_index_line_does_not_lock_the_folder(tmp_path):
+    from artfx.jobs.sequence import INDEX, WorkFolder
+
+    work = tmp_path / "w"
+    folder = WorkFolder(work, "key")
+    folder.claim()
+    folder.add("frame-000001.png", b"one")
+    with open(work / INDEX, "a") as f:
+        f.write('{"file": "frame-0000')  # a crash in the middle of a line
+    folder = WorkFolder(work, "key")
+    folder.claim()
+    folder.add("frame-000002.png", b"two")
+    folder = WorkFolder(work, "key")
+    folder.claim()
+    assert folder.frames() == {0, 1}
+    folder.remove()
+    assert not work.exists()
+
+
+def test_an_index_naming_other_files_is_not_trusted(cli, pan, tmp_path):
+    work = tmp_path / "w"
+    work.mkdir()
+    (work / "job.json").write_text(json.dumps({"artfx-work": 1, "key": "another job"}))
+    (work / "precious.txt").write_text("mine")
+    (work / "index.jsonl").write_text(json.dumps({"file": "precious.txt", "sha256": "00"}) + "\n" +
+                                      json.dumps({"file": "..", "sha256": "00"}) + "\n")
+    r = cli("pipeline", "quantize:k=4", pan, "-o", tmp_path / "out.mp4", "--work-dir", work)
+    assert r.returncode == 2 and "precious.txt" in r.err, r.err
+    assert (work / "precious.txt").read_text() == "mine"

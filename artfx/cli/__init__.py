@@ -24,7 +24,7 @@ from artfx import __version__, registry
 from artfx.cli import commands, serve, show, sweep
 from artfx.cli.params import Command, Group
 from artfx.cli.view import console, error_line, setup_logging
-from artfx.errors import ArtfxError, Interrupted, PipeClosed
+from artfx.errors import OUT_OF_MEMORY, ArtfxError, Interrupted, PipeClosed
 
 HELP = ("Turn photographs into artwork: stages chained into pipelines.\n\n"
         "Example: artfx pipeline quantize:k=8,slic,style photo.jpg -o art.png")
@@ -156,7 +156,7 @@ def _main(args: list[str], debug: bool) -> int:
         error_line("interrupted")
         return 130
     except MemoryError:
-        error_line("out of memory (try --max-size, or smaller sizes in the steps)")
+        error_line(OUT_OF_MEMORY)
         return 1
     except OSError as exc:
         if exc.errno == errno.ENAMETOOLONG:

@@ -24,7 +24,7 @@ import threading
 import time
 from typing import Any, Callable, Iterator
 
-from artfx.errors import ArtfxError, Interrupted, UsageError, one_line
+from artfx.errors import ArtfxError, Interrupted, UsageError, as_artfx_error, one_line
 from artfx.executors.base import Outcome
 from artfx.version import __version__
 
@@ -261,11 +261,8 @@ class Worker:
 
 def failure(exc: BaseException) -> dict:
     """An error as data: Ray retries only when a worker dies, never for a piece that cannot be done."""
-    if isinstance(exc, ArtfxError):
-        return {"error": one_line(exc, 400), "usage": exc.exit_code == 2}
-    if isinstance(exc, MemoryError):
-        return {"error": "out of memory on the worker (try --max-size, or smaller sizes in the steps)"}
-    return {"error": one_line(f"internal error: {type(exc).__name__}: {exc}", 400)}
+    error = as_artfx_error(exc)
+    return {"error": one_line(error, 400), "usage": error.exit_code == 2}
 
 
 class Pool:

@@ -32,8 +32,6 @@ def run(pipeline: Pipeline, inputs: list[str], output: str | None, opts: RunOpti
     ``-``) and write ``output`` (a file, a folder for several inputs, a video or GIF for a clip or photos, or
     ``-``), choosing the job from them. Returns what the job wrote (:class:`artfx.jobs.batch.Written`, or a
     sequence's recipe)."""
-    if not inputs:
-        raise UsageError("no input image given")
     if not output:
         raise UsageError("no output given; add -o OUT (a file, a directory for several inputs, or -)")
     check_name(output, "output")
@@ -42,7 +40,7 @@ def run(pipeline: Pipeline, inputs: list[str], output: str | None, opts: RunOpti
     executors.check(opts)
     if opts.device not in ("auto", "cpu") and opts.executor == "local":  # an absent GPU: a usage error now
         resolve_device(opts.device)
-    paths, many = plan.expand_inputs([str(i) for i in inputs])
+    paths, many = plan.expand_inputs([str(i) for i in inputs])  # none given: a usage error there
     job = plan.kind(paths, many, output)
     if job == "sequence":
         return sequence.run(pipeline, paths, output, opts, report)

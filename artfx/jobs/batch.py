@@ -19,7 +19,7 @@ from typing import Any
 
 from artfx import executors
 from artfx import recipe as recipes
-from artfx.errors import ArtfxError, Interrupted
+from artfx.errors import ArtfxError, Interrupted, as_artfx_error
 from artfx.io import read_recipe
 from artfx.io.files import STDIO
 from artfx.jobs import plan as planner
@@ -76,9 +76,11 @@ def run_plans(plans: list[planner.Plan], opts: RunOptions, report: Report, singl
                         written.outputs.append((Path(plan.src), Path(plan.dest), delivered.rendered.recipe))
                         report.file(Path(plan.src), Path(plan.dest), None)
                 if error is not None:
-                    if single:
+                    if single or isinstance(error, Interrupted):  # Ctrl-C, a cancel: the batch stops
                         raise error
-                    failures.append((Path(plan.src), _as_artfx(error, plan)))
+                    if not isinstance(error, ArtfxError):
+                        log.debug("%s failed", plan.src, exc_info=error)
+                    failures.append((Path(plan.src), as_artfx_error(error)))
                     report.file(Path(plan.src), Path(plan.dest), failures[-1][1])
                 if not single:
                     rate = done / max(time.monotonic() - began, 1e-6)
@@ -88,18 +90,9 @@ def run_plans(plans: list[planner.Plan], opts: RunOptions, report: Report, singl
         except Interrupted as exc:
             if single or done == len(plans):
                 raise
-            raise Interrupted(f"{exc}; {done - len(failures)} of {len(plans)} files were done: the same command "
+            raise type(exc)(f"{exc}; {len(written.outputs)} of {len(plans)} files were done: the same command "
                               "makes the rest (it skips the finished ones)") from None
     return written
-
-
-def _as_artfx(error: BaseException, plan: planner.Plan) -> ArtfxError:
-    if isinstance(error, ArtfxError):
-        return error
-    log.debug("%s failed", plan.src, exc_info=error)
-    if isinstance(error, MemoryError):
-        return ArtfxError("out of memory (try --max-size, or smaller sizes in the steps)")
-    return ArtfxError(f"internal error: {type(error).__name__}: {error}".splitlines()[0])
 
 
 # ---- resuming ------------------------------------------------------------------------------------------------

@@ -68,7 +68,8 @@ class Piece:
     """One picture's work: its pipeline (packed when remote), its input, what comes back."""
 
     name: str  # the input as the user named it, for messages
-    raw: list  # Pipeline.raw(only_set=True); remote: with IN/... and OUT/<slot>/... placeholders
+    raw: list  # remote: Pipeline.raw(only_set=True) with IN/... and OUT/<slot>/... placeholders
+    pipeline: Pipeline | None = None  # local: the pipeline itself
     src: str | None = None  # local: the input file the worker reads (None: the job's shared input)
     data: bytes | None = None  # remote: the input's bytes
     source: dict[str, str] | None = None  # remote: how the recipe names the input
@@ -77,6 +78,7 @@ class Piece:
     image_format: str | None = None
     own_format: str | None = None
     keep: tuple[str, ...] = ()  # remote: what travels back besides the file ("image", "outputs")
+    keep_best: bool = True  # Ctrl-C: the best image so far is the result (False: it stops the job)
     recipe: dict[str, Any] | None = None  # remote: the recipe as the driver names the files (device left out)
 
 
@@ -160,21 +162,21 @@ def read_bytes(src: str | Path) -> bytes:
 
 
 def picture_piece(plan: Plan, opts: RunOptions, remote: bool, table: dict[Path, str], keep: tuple[str, ...] = (),
-                  shared_input: bool = False, shared_source: dict[str, str] | None = None
+                  shared_input: bool = False, shared_source: dict[str, str] | None = None, keep_best: bool = True
                   ) -> tuple[Piece, list[tuple[str, Path]]]:
     """The piece of one planned picture, and its side-output slots (remote: where each comes back to).
     ``shared_input``: the picture is the job's one input (named ``shared_source`` in recipes), sent once
     (:attr:`Shared.input`), not with the piece."""
     fmt, own = plan.image_format, (plan.pipeline.own_format(plan.dest) if plan.dest is not None else None)
     if not remote:
-        return Piece(str(plan.src), plan.pipeline.raw(only_set=True), src=None if shared_input else str(plan.src),
-                     protected=plan.protected, image_format=fmt, own_format=own), []
+        return Piece(str(plan.src), [], plan.pipeline, src=None if shared_input else str(plan.src),
+                     protected=plan.protected, image_format=fmt, own_format=own, keep_best=keep_best), []
     raw, slots = pack(plan.pipeline, table)
     data = None if shared_input else read_bytes(plan.src)
     source = source_of(plan.src, data, opts.record_path) if data is not None else shared_source
     recipe = build(plan.pipeline, opts, opts.device, [source]) if source is not None else None
     return Piece(str(plan.src), raw, data=data, source=source, slots=[kind for kind, _ in slots],
-                 image_format=fmt, own_format=own, keep=keep, recipe=recipe), slots
+                 image_format=fmt, own_format=own, keep=keep, recipe=recipe, keep_best=keep_best), slots
 
 
 def deliver(plan: Plan, delivered: Delivered, slots: list[tuple[str, Path]], opts: RunOptions,
@@ -259,8 +261,9 @@ def render_piece(piece: Piece, shared: Shared, report: Report | None) -> Deliver
     try:
         for slot in range(len(piece.slots)):
             os.makedirs(os.path.join(scratch, str(slot)))
-        work = Work(build_pipeline(piece.raw, shared.files, scratch), opts, protected=piece.protected,
-                    image_format=piece.image_format, own_format=piece.own_format, side_force=shared.remote,
+        pipeline = piece.pipeline if piece.pipeline is not None else build_pipeline(piece.raw, shared.files, scratch)
+        work = Work(pipeline, opts, protected=piece.protected, image_format=piece.image_format,
+                    own_format=piece.own_format, keep_best=piece.keep_best, side_force=shared.remote,
                     said=shared.said, recipe=piece.recipe)
         if piece.data is not None:
             picture, source = read_image(piece.data, allow_huge=opts.allow_huge, name=piece.name), piece.source

@@ -322,6 +322,10 @@ def sequence(pipeline: Pipeline, paths: list[Path], output: str, opts: RunOption
     else:
         check_writable(dest, protected=guarded, force=opts.force)
     work = Path(opts.work_dir) if opts.work_dir else dest.parent / f".{dest.name}.artfx-work"
+    w, d = work.resolve(), dest.resolve()
+    if w == d or d in w.parents or (out_kind == FRAMES and w in d.parents):
+        raise OutputError(f"the work folder {work} is the output {dest}, or inside it or around it: its files are "
+                          "removed when the job is done", hint="give --work-dir another folder")
     _check_dir_creatable(work, "work folder")
     for p in paths:
         if p.resolve() == work.resolve() or work.resolve() in p.resolve().parents:

@@ -49,6 +49,7 @@ class Work:
     # user named its files (the worker's copies have other names): only the device used is filled in here
     sequence: Any = None  # a video's Sequence: each step sees the previous frame (artfx.video.temporal)
     keep_best: bool = True  # Ctrl-C: the best image so far becomes the result (False: the job stops)
+    guard_pixels: bool = True  # the bomb guard (False for pictures that are arrays in memory already)
     side_force: bool = False  # side outputs go to a worker's scratch folder, written over freely
     said: set = field(default_factory=set)  # the job's warnings, each said once (a sweep's cells, a clip's frames)
     recipe_extra: dict[str, Any] = field(default_factory=dict)  # a job's own recipe keys (frame_rate)
@@ -91,7 +92,8 @@ def admit(work: Work, shape: tuple[int, int], name: str) -> tuple[int, int]:
     ``--max-size`` (``--allow-huge`` lifts both). Returns that size. A size already admitted is not estimated
     again (a video's frames)."""
     opts = work.opts
-    check_pixels(int(shape[1]), int(shape[0]), name, opts.allow_huge)
+    if work.guard_pixels:
+        check_pixels(int(shape[1]), int(shape[0]), name, opts.allow_huge)
     size = long_side_shape(shape, opts.max_size)
     if not opts.allow_huge and size != work._admitted:
         held = size[0] * size[1] * 3 * 4 * 2  # the input and alpha the run keeps

@@ -23,11 +23,12 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import math
 import os
-import shutil
+import re
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -55,6 +56,7 @@ FRAME_NAME = "frame-{:06d}.png"
 MARKER = "job.json"
 INDEX = "index.jsonl"
 STATE = "state.npz"
+_OURS = re.compile(r"frame-\d{6}\.png|state\.npz")  # the only names the index may list
 WARMUP = 5  # frames a mid-shot chunk starts early, computed only to warm up the temporal state
 
 
@@ -88,7 +90,8 @@ class WorkFolder:
                 entry = json.loads(line)
             except ValueError:  # a line torn by a crash
                 continue
-            if isinstance(entry, dict) and isinstance(entry.get("file"), str) and "/" not in entry["file"]:
+            if isinstance(entry, dict) and isinstance(entry.get("file"), str) and _OURS.fullmatch(entry["file"]) \
+                    and isinstance(entry.get("sha256"), str):
                 entries[entry["file"]] = entry
         return entries
 
@@ -122,6 +125,7 @@ class WorkFolder:
         if marker is None or marker["key"] != self.key:
             self._mark()
         self.entries = self._read_index()
+        atomic_write(self.path / INDEX, "".join(json.dumps(e) + "\n" for e in self.entries.values()))
 
     def _mark(self) -> None:
         atomic_write(self.path / MARKER, json.dumps({"artfx-work": 1, "key": self.key, "made": self.made}))
@@ -129,21 +133,15 @@ class WorkFolder:
         self.entries = {}
 
     # ---- files ------------------------------------------------------------------------------------------------
-    def add(self, name: str, data: bytes | Any, **extra: Any) -> None:
-        """Write a file (bytes, or a function that writes a temporary path), listed in the index first."""
-        payload = data if isinstance(data, (bytes, bytearray)) else None
-        if payload is None:  # a writer (numpy's savez): written, then hashed
-            atomic_write(self.path / name, data)
-            digest = hashlib.sha256((self.path / name).read_bytes()).hexdigest()
-        else:
-            digest = hashlib.sha256(payload).hexdigest()
-        entry = {"file": name, "sha256": digest, **extra}
-        with open(self.path / INDEX, "a", encoding="utf-8") as f:  # before the file: every file artfx makes
-            f.write(json.dumps(entry) + "\n")                    # here is listed before it exists
+    def add(self, name: str, data: bytes, **extra: Any) -> None:
+        """Write a file, listed in the index (with its hash) before it exists: every file artfx makes here is
+        listed, even one a crash left half-written."""
+        entry = {"file": name, "sha256": hashlib.sha256(data).hexdigest(), **extra}
+        with open(self.path / INDEX, "a", encoding="utf-8") as f:
+            f.write(json.dumps(entry) + "\n")
             f.flush()
             os.fsync(f.fileno())
-        if payload is not None:
-            atomic_write(self.path / name, payload)
+        atomic_write(self.path / name, data)
         self.entries[name] = entry
 
     def _matches(self, name: str) -> bytes | None:
@@ -154,23 +152,20 @@ class WorkFolder:
             return None
         return data if entry is not None and hashlib.sha256(data).hexdigest() == entry["sha256"] else None
 
-    def frames(self, total: int | None) -> set[int]:
+    def frames(self) -> set[int]:
         """The frames (0-based) whose files are there and match their hashes."""
-        found = set()
-        for name in self.entries:
-            stem = name.removeprefix("frame-").removesuffix(".png")
-            if name.startswith("frame-") and stem.isdigit() and (total is None or int(stem) <= total):
-                if self._matches(name) is not None:
-                    found.add(int(stem) - 1)
-        return found
+        return {int(name[6:12]) - 1 for name in self.entries if name.startswith("frame-")
+                and self._matches(name) is not None}
+
+    def device(self) -> str | None:
+        """The device the job's finished frames were made on, as the index recorded it."""
+        return next((e["device"] for e in self.entries.values() if isinstance(e.get("device"), str)), None)
 
     def state(self) -> dict[str, np.ndarray] | None:
         """The saved temporal state, if its file matches its hash."""
         data = self._matches(STATE)
         if data is None:
             return None
-        import io
-
         try:
             with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
                 return {k: arrays[k] for k in arrays.files}
@@ -186,12 +181,22 @@ class WorkFolder:
         return data
 
     def _remove_files(self) -> None:
-        for name in [*self._read_index(), INDEX, MARKER]:
-            (self.path / name).unlink(missing_ok=True)
+        """Remove the files the index lists, each only if it is what artfx wrote (its hash), then the index and
+        the marker, and the half-written temporary files of interrupted writes."""
+        self.entries = self._read_index()
+        for name in list(self.entries):
+            if self._matches(name) is not None:
+                (self.path / name).unlink()
         for p in self.path.iterdir():
             if self._is_temp(p.name):
                 p.unlink(missing_ok=True)
+        (self.path / INDEX).unlink(missing_ok=True)
+        (self.path / MARKER).unlink(missing_ok=True)
         self.entries = {}
+
+    def has_frames(self) -> bool:
+        """Whether any finished frame is listed and there (no hashing: for a quick look on the way out)."""
+        return any(n.startswith("frame-") and (self.path / n).is_file() for n in self.entries)
 
     def remove(self) -> None:
         """Remove the files this job wrote, and the folder if artfx made it and nothing else is left there."""
@@ -248,6 +253,7 @@ class Clip:
     temporal: bool
     sixteen: bool  # frames written as 16-bit PNG (a folder output at --depth 16)
     chunk: Chunk
+    pipeline: Pipeline | None = None  # local: the pipeline itself (remote: raw, rebuilt on the worker)
     paths: list[str] = field(default_factory=list)  # local: the input files (remote: Shared.inputs)
     state: dict[str, np.ndarray] | None = None  # local: the saved temporal state to continue from
     keep_state: bool = False  # local: hand the temporal state back with each frame (the driver saves it)
@@ -290,8 +296,8 @@ def run_chunk(clip: Clip, shared: Shared, report: Report | None) -> Iterator[dic
         seq = Sequence(enabled=clip.temporal)
         if clip.state is not None:
             seq.load_arrays(clip.state)
-        work = Work(build_pipeline(clip.raw, shared.files), opts, protected=clip.protected, sequence=seq,
-                    keep_best=False, said=shared.said)
+        pipeline = clip.pipeline if clip.pipeline is not None else build_pipeline(clip.raw, shared.files)
+        work = Work(pipeline, opts, protected=clip.protected, sequence=seq, keep_best=False, said=shared.said)
         name = str(paths[0]) if len(paths) == 1 else f"{paths[0].parent}/"
         for i, u8 in enumerate(frames):
             if i >= chunk.end:
@@ -336,7 +342,7 @@ def scan(paths: list[Path], opts: RunOptions, fps: Fraction, temporal: bool) -> 
 
 
 def _kept(work: Path) -> str:
-    return f"the finished frames are kept in {work}: run the same command again to continue"
+    return f"the finished frames are kept in {work}: the same command continues from there"
 
 
 def run(pipeline: Pipeline, paths: list[Path], output: str, opts: RunOptions, report: Report) -> dict[str, Any]:
@@ -360,23 +366,24 @@ def run(pipeline: Pipeline, paths: list[Path], output: str, opts: RunOptions, re
     folder.claim()
     stages = [s.name for s in plan.pipeline.steps]
     device = None
-    try:
-        with executors.pick(opts, stages, total or 1) as ex:
+    try:  # a clip that does not say its length may have a frame for every worker of a cluster
+        with executors.pick(opts, stages, total or 1 << 30) as ex:
             device, n = _frames(plan, folder, ex, opts, fps, total, temporal, report)
     except BaseException as exc:
-        if not folder.frames(total):  # nothing finished to keep
+        if not folder.has_frames():  # nothing finished to keep
             folder.remove()
             raise
         if isinstance(exc, (KeyboardInterrupt, Interrupted)):
             raise Interrupted(f"interrupted; {_kept(plan.work)}") from None
         if isinstance(exc, UsageError) and not isinstance(exc, OutputError):  # no cluster, no Ray
             raise
-        if isinstance(exc, (ArtfxError, OSError)):  # a damaged input, a full disk: the frames, which may have
-            why = f"{exc}" if isinstance(exc, ArtfxError) else f"cannot write the work folder {plan.work} " \
-                f"({exc.strerror or exc})"  # taken hours, are kept
-            raise ArtfxError(f"{why}; {_kept(plan.work)}") from None
+        if isinstance(exc, (ArtfxError, OSError)):  # a full disk, a damaged input, a failing step: the frames,
+            why = str(exc) if isinstance(exc, ArtfxError) else \
+                f"cannot write the work folder {plan.work} ({exc.strerror or exc})"  # which may have taken hours,
+            raise ArtfxError(f"{why}; {_kept(plan.work)}") from None  # are kept (exit 1: a runtime failure)
+        log.warning("%s", _kept(plan.work))  # a bug: reported as one, the frames kept
         raise
-    final = {**asked, "device": device or asked["device"]}
+    final = {**asked, "device": device or folder.device() or asked["device"]}
     try:
         _finish(plan, folder, n, fps, final, opts, info.audio)
     except (KeyboardInterrupt, Interrupted):
@@ -395,7 +402,7 @@ def run(pipeline: Pipeline, paths: list[Path], output: str, opts: RunOptions, re
 def _frames(plan: planner.SequencePlan, folder: WorkFolder, ex: Any, opts: RunOptions, fps: Fraction,
             total: int | None, temporal: bool, report: Report) -> tuple[str | None, int]:
     """Make the frames still missing from the work folder; returns (the device used, the clip's frames)."""
-    have = folder.frames(total)
+    have = folder.frames()
     sixteen = plan.kind == planner.FRAMES and opts.depth == 16
     if ex.remote:
         table, files = pack_files([plan.pipeline])
@@ -419,9 +426,9 @@ def _frames(plan: planner.SequencePlan, folder: WorkFolder, ex: Any, opts: RunOp
         if start:
             log.warning("continuing from frame %d (the finished frames are in %s)", start + 1, plan.work)
         shared = Shared(opts)
-        clips = [Clip(plan.pipeline.raw(only_set=True), fps, temporal, sixteen, Chunk(start, start, total or 1 << 62),
-                      paths=[str(p) for p in plan.paths], state=state, keep_state=temporal,
-                      protected=plan.protected)]
+        clips = [Clip(plan.pipeline.raw(only_set=True), fps, temporal, sixteen, Chunk(start, start, 1 << 62),
+                      pipeline=plan.pipeline, paths=[str(p) for p in plan.paths], state=state,
+                      keep_state=temporal, protected=plan.protected)]  # to the clip's end, whatever it declared
         have = set(range(start))
     device, made, began, cuts = None, 0, time.monotonic(), []
     last_save, save_cost = time.monotonic(), 0.0
@@ -433,13 +440,14 @@ def _frames(plan: planner.SequencePlan, folder: WorkFolder, ex: Any, opts: RunOp
         if out.get("cut"):
             cuts.append(out["frame"])
         if out["frame"] not in have:
-            folder.add(FRAME_NAME.format(out["frame"] + 1), out["png"])
+            folder.add(FRAME_NAME.format(out["frame"] + 1), out["png"], device=out["device"])
             have.add(out["frame"])
             made += 1
         if "state" in out and time.monotonic() - last_save >= 10 * save_cost:
             t = time.monotonic()
-            arrays = out["state"]()
-            folder.add(STATE, lambda tmp: np.savez(tmp, **arrays), after=out["frame"])
+            buffer = io.BytesIO()
+            np.savez(buffer, **out["state"]())
+            folder.add(STATE, buffer.getvalue(), after=out["frame"])
             last_save = time.monotonic()
             save_cost = last_save - t
         done = len(have)

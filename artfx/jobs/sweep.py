@@ -209,7 +209,7 @@ def run_sweep(raw: list, src: str, varies: list[Vary], output: str, opts, sets: 
         def piece(i: int):
             planner.make_dirs(plans[i])
             made, slots[i] = picture_piece(plans[i], opts, ex.remote, table, keep=("image",), shared_input=True,
-                                           shared_source=source)
+                                           shared_source=source, keep_best=False)  # Ctrl-C stops the sweep
             return made
 
         shared = Shared(opts, ex.remote, files, input=Path(src).read_bytes() if ex.remote else picture,

@@ -90,7 +90,7 @@ def threads_for(pixels: int, min_pixels: int = 1 << 18):
 def first_run_notice(module_file: str, log, what: str) -> None:
     """Say once, before numba compiles a kernel module that has no cache yet, that the first run is slow
     (10-30 s on a laptop) so that nobody thinks artfx hangs. ``make`` compiles them at install
-    (``python -m artfx.stages.warmup``)."""
+    (``python -m artfx.warmup``)."""
     from pathlib import Path
 
     path = Path(module_file)

@@ -1,4 +1,4 @@
-"""Compile (and cache) the numba kernels of the built-in stages ahead of time: ``python -m artfx.stages.warmup``.
+"""Compile (and cache) the numba kernels of the built-in stages ahead of time: ``python -m artfx.warmup``.
 
 The Makefile runs it after installing, so the first real run does not spend 10-30 s compiling. Each stage runs
 on a tiny image with the options that reach each of its kernels."""
