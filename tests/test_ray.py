@@ -142,9 +142,11 @@ def test_batch_gives_the_bytes_of_a_local_run(on_cluster, cli, tmp_path):
     assert local.returncode == 0, local.err
     shutil.move(tmp_path / "pal", tmp_path / "local-pal")
     (tmp_path / "pal").mkdir()
+    temporary = set(Path(tempfile.gettempdir()).glob("artfx-*"))
     ray = cli("pipeline", spec, src, "-o", tmp_path / "ray", "--seed", "7", "--executor", "ray",
               "--ray-address", on_cluster.address, "-v")
     assert ray.returncode == 0, ray.err
+    assert set(Path(tempfile.gettempdir()).glob("artfx-*")) <= temporary  # the workers' shipped files removed
     assert tree(tmp_path / "ray") == tree(tmp_path / "local") and len(tree(tmp_path / "ray")) == 6
     assert tree(tmp_path / "pal") == tree(tmp_path / "local-pal") and len(tree(tmp_path / "pal")) == 6
     nodes = {line.split("(node ")[1].split(")")[0] for line in ray.err.splitlines() if "(node " in line}

@@ -222,7 +222,12 @@ class Worker:
     """One Ray actor: a process that keeps its stages, models and the jobs' shared parts loaded between pieces."""
 
     def __init__(self, threads: int, stages: list[str]):
+        import tempfile
+
         _set_threads(threads)
+        # everything the pieces put in temporary files (shipped inputs, scratch folders) goes into a folder of
+        # this worker's own, removed when the job closes the pool
+        self.tmp = tempfile.tempdir = tempfile.mkdtemp(prefix="artfx-worker-")
         from artfx import registry
 
         for name in stages:  # imported once; their models load on first use and stay loaded
@@ -236,6 +241,11 @@ class Worker:
         return {"pid": os.getpid(), "host": socket.gethostname(), "version": __version__,
                 "node": ray.get_runtime_context().get_node_id()[:8], "gpus": list(ray.get_gpu_ids()),
                 "threads": self.threads}
+
+    def close(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
     def _shared(self, box: list) -> Any:
         import ray
@@ -351,7 +361,12 @@ class Pool:
             raise Interrupted("interrupted") from None
 
     def close(self) -> None:
-        """Stop the workers (their pieces are done, or the job is over)."""
+        """Stop the workers (their pieces are done, or the job is over), each removing its temporary files first
+        (a worker that does not answer in a few seconds is stopped all the same)."""
+        try:
+            self.ray.wait([a.close.remote() for a in self.actors], num_returns=len(self.actors), timeout=5)
+        except Exception:  # noqa: BLE001 - a dead worker: nothing of it to remove here
+            pass
         for a in self.actors:
             self.ray.kill(a)
 
