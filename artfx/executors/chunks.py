@@ -79,7 +79,7 @@ def scan(job: Any) -> tuple[int, list[int]]:
     from artfx.io import resize_long_side
     from artfx.video import flow, media
 
-    frames = media.resample(job.source.frames(), job.source.info.fps, job.fps)
+    frames = job.source.frames(job.fps)
     cuts, prev, n = [], None, 0
     for i, u8 in enumerate(frames):
         n = i + 1
@@ -124,12 +124,12 @@ def chunk_frames(clip: Clip, shared: Any) -> Iterator[dict]:
     opts, chunk = shared.opts, clip.chunk
     try:
         folder = materialise(shared.inputs)
-        source = media.open_source([Path(folder, name) for name, _ in shared.inputs.items], opts.allow_huge)
+        source = media.open_source([Path(folder, name) for name, _ in shared.inputs.items], opts.allow_huge, opts)
         if source.info.kind == "photos":
             source.info.fps = clip.fps  # photos have no rate of their own (as in artfx.video.job)
         pipeline = build_pipeline(clip.raw, shared.files)
         seq, resolved = Sequence(enabled=clip.temporal), None
-        for i, u8 in enumerate(media.resample(source.frames(), source.info.fps, clip.fps)):
+        for i, u8 in enumerate(source.frames(clip.fps)):
             if i >= chunk.end:
                 break
             if i < chunk.first:

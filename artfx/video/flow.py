@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 FLOW_SIDE = 512  # long side (px) the flow is computed at
+MIN_SIDE = 32  # ...and each side at least this: DIS fails below ~12 px and crashed (SIGSEGV) at 12x40 (OpenCV 5.1)
 CUT_VALID = 0.2  # a cut when fewer than this fraction of pixels have a consistent flow...
 CUT_HIST = 0.55  # ...or when the colour histograms' Bhattacharyya distance exceeds this
 
@@ -37,14 +38,20 @@ class FlowPair:
 
 
 def _grey(rgb: np.ndarray, side: int) -> np.ndarray:
+    """Greyscale at most ``side`` px on the long side, and at least MIN_SIDE on each side: a tiny frame (1x1, a
+    4x4 GIF) is enlarged for DIS, which needs room for its patches; the flow comes back at that size and
+    :func:`resize_flow` scales it to any other."""
     import cv2
 
     h, w = rgb.shape[:2]
     s = min(1.0, side / max(h, w))
     u8 = np.clip(np.rint(rgb * 255), 0, 255).astype(np.uint8)
     grey = cv2.cvtColor(u8, cv2.COLOR_RGB2GRAY)
-    if s < 1.0:
-        grey = cv2.resize(grey, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    gh, gw = max(1, round(h * s)), max(1, round(w * s))
+    size = (max(gw, MIN_SIDE), max(gh, MIN_SIDE))
+    if size != (w, h):
+        shrink = size[0] <= w and size[1] <= h
+        grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
     return grey
 
 

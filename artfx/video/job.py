@@ -107,7 +107,7 @@ class Job:
         for p in paths:
             if p.resolve() == self.work.resolve() or self.work.resolve() in p.resolve().parents:
                 raise OutputError(f"the work folder {self.work} holds an input")
-        self.source = media.open_source(paths, opts.allow_huge)  # a broken input fails here, before any work
+        self.source = media.open_source(paths, opts.allow_huge, opts)  # a broken input fails here, before any work
         info = self.source.info
         self.fps = Fraction(opts.fps).limit_denominator(1000) if getattr(opts, "fps", None) else info.fps
         if info.kind == "photos":
@@ -209,7 +209,7 @@ class Job:
     def _frames(self, start: int, seq: Sequence, on_progress: ProgressCallback | None) -> int:
         from artfx.io import resize_long_side
 
-        frames = media.resample(self.source.frames(), self.source.info.fps, self.fps)
+        frames = self.source.frames(self.fps)  # at the output's rate, by each frame's own time
         last_save, save_cost, n, t0 = time.monotonic(), 0.0, 0, time.monotonic()
         resolved: str | None = None
         for i, u8 in enumerate(frames):
@@ -276,7 +276,7 @@ class Job:
             return
         first = self._read_frame(0, None)
         size = first.shape[:2]
-        audio = self.paths[0] if self.source.info.audio else None
+        audio = self.source.info.audio  # a media.AudioTrack (the window's sound) or None
         suffix = self.dest.suffix.lower()
         if audio is not None and self.kind == "gif":
             log.info("a GIF has no sound: the audio track is left out")
