@@ -50,7 +50,8 @@ class AudioTrack:
 
 @dataclass
 class ClipInfo:
-    """What is known of a sequence before decoding it (after rotation, within the --start/--duration window)."""
+    """What is known of a sequence before decoding it (within the --start/--duration window). A video's size is
+    the stream's until its first frame is decoded, then upright (``rotation`` applied)."""
 
     width: int
     height: int
@@ -145,17 +146,18 @@ class VideoSource:
         if rate <= 0 or rate > 1000:
             rate = Fraction(stream.guessed_rate or 25) if 0 < (stream.guessed_rate or 0) <= 1000 else Fraction(25)
         self.rate = rate.limit_denominator(100000)
-        first = self._first_frame()
-        self.turn = _orientation(first)
-        self.t0 = _time_of(first, stream)
-        pic = _upright(first.to_ndarray(format="rgb24"), self.turn)
+        # nothing is decoded here (a frame's size is checked before any is decoded): the display rotation, which
+        # FFmpeg hands out with the frames, is read from the first one decoded (see _turned)
+        self.turn: str | None = None
+        self.t0 = float(stream.start_time * stream.time_base) if stream.start_time is not None and \
+            stream.time_base else 0.0
         lengths = [float(stream.duration * stream.time_base)] if stream.duration and stream.time_base else []
         if self.container.duration:
             lengths.append(self.container.duration / 1_000_000)
         length = max(lengths) if lengths else None
-        if length is not None and self.start >= (self.t0 or 0.0) + length:
+        if length is not None and self.start >= self.t0 + length:
             raise UsageError(f"--start {_seconds(self.start)} is past the end of {path} ({_seconds(length)})")
-        span = None if length is None else length - max(0.0, self.start - (self.t0 or 0.0))
+        span = None if length is None else length - max(0.0, self.start - self.t0)
         if self.duration is not None:
             span = self.duration if span is None else min(span, self.duration)
         frames = None
@@ -163,20 +165,20 @@ class VideoSource:
             frames = max(1, math.floor(span * float(self.rate) + 0.5))
         elif stream.frames and not self.start and self.duration is None:
             frames = stream.frames
-        origin = self.start if self.start else (self.t0 or 0.0)
+        origin = self.start if self.start else self.t0
         stop = None if self.duration is None else origin + self.duration
         audio = AudioTrack(path, origin, stop) if self.container.streams.audio else None
-        return ClipInfo(pic.shape[1], pic.shape[0], self.rate, frames, audio,
-                        rotation=_TURN_DEGREES.get(self.turn, 0))
+        return ClipInfo(ctx.width, ctx.height, self.rate, frames, audio)
 
-    def _first_frame(self):
-        stream = self.container.streams.video[0]
-        try:
-            for frame in self.container.decode(stream):
-                return frame
-        except Exception as exc:
-            raise _av_error(self.path, exc) from None
-        raise ImageError(f"the video {self.path} has no frames")
+    def _turned(self, frame) -> np.ndarray:
+        """The decoded ``frame`` as an upright uint8 RGB array; the first one sets the turn for all (and the
+        info's size and rotation)."""
+        if self.turn is None:
+            self.turn = _orientation(frame)
+            self.info.rotation = _TURN_DEGREES.get(self.turn, 0)
+            if self.info.rotation in (90, 270):
+                self.info.width, self.info.height = frame.height, frame.width
+        return _upright(frame.to_ndarray(format="rgb24"), self.turn)
 
     def _timed(self) -> Iterator[tuple[float, float | None, np.ndarray]]:
         """(time, duration, upright frame) for every decoded frame from the window's start on (a little before:
@@ -207,7 +209,7 @@ class VideoSource:
                 prev = t
                 n += 1
                 dur = float(frame.duration * frame.time_base) if frame.duration and frame.time_base else None
-                yield t, dur, _upright(frame.to_ndarray(format="rgb24"), self.turn)
+                yield t, dur, self._turned(frame)
         except (ImageError, UsageError):
             raise
         except Exception as exc:
@@ -228,11 +230,11 @@ class VideoSource:
             t = (prev + step if prev is not None else 0.0) if t is None else t
             prev = t
             dur = float(frame.duration * frame.time_base) if frame.duration and frame.time_base else None
-            yield t, dur, _upright(frame.to_ndarray(format="rgb24"), self.turn)
+            yield t, dur, self._turned(frame)
 
     def frames(self, fps: Fraction | None = None) -> Iterator[np.ndarray]:
         """The clip's frames at a constant ``fps`` (default: its own rate), upright, within the window."""
-        origin = self.start if self.start else (self.t0 or 0.0)
+        origin = self.start if self.start else self.t0
         stop = None if self.duration is None else origin + self.duration
         yield from at_rate(self._timed(), Fraction(fps or self.info.fps), origin, stop, str(self.path),
                            1.0 / float(self.rate))
