@@ -183,54 +183,40 @@ class VideoSource:
     def _timed(self) -> Iterator[tuple[float, float | None, np.ndarray]]:
         """(time, duration, upright frame) for every decoded frame from the window's start on (a little before:
         the frame shown at the start), seeking close to it first."""
+        try:
+            yield from self._decoded(seek=self.start > 0)
+        except _Overshot:  # the seek landed after the start: from the beginning, then
+            yield from self._decoded(seek=False)
+
+    def _decoded(self, seek: bool) -> Iterator[tuple[float, float | None, np.ndarray]]:
         import av
 
         self.container.close()
         self.container = av.open(str(self.path))
         stream = self.container.streams.video[0]
-        stream.thread_type = "AUTO"
-        if self.start > 0 and stream.time_base:
-            try:  # to the key frame before the start; checked below, decoded from the beginning if it overshoots
+        if seek and stream.time_base:
+            try:  # to the key frame a second before the start
                 self.container.seek(int(max(0.0, self.start - 1.0) / stream.time_base), stream=stream)
-            except Exception:
-                self.container.close()
-                self.container = av.open(str(self.path))
-                stream = self.container.streams.video[0]
-        n, prev, first = 0, None, True
-        step = 1.0 / float(self.rate)
+            except Exception as exc:
+                raise _Overshot from exc
+        stream.thread_type = "AUTO"
+        n, prev, step = 0, None, 1.0 / float(self.rate)
         try:
             for frame in self.container.decode(stream):
                 t = _time_of(frame, stream)
                 t = (prev + step if prev is not None else 0.0) if t is None else t
-                if first and self.start > 0 and t > self.start + step / 2:
-                    yield from self._from_the_beginning()
-                    return
-                first = False
-                prev = t
-                n += 1
+                if seek and n == 0 and t > self.start + step / 2:
+                    raise _Overshot
+                prev, n = t, n + 1
                 dur = float(frame.duration * frame.time_base) if frame.duration and frame.time_base else None
                 yield t, dur, self._turned(frame)
-        except (ImageError, UsageError):
+        except (ImageError, UsageError, _Overshot):
             raise
         except Exception as exc:
             if n == 0:
                 raise _av_error(self.path, exc) from None
             raise ImageError(f"the video {self.path} is damaged or truncated after frame {n}: "
                              f"{' '.join(str(getattr(exc, 'strerror', None) or exc).split())}") from None
-
-    def _from_the_beginning(self) -> Iterator[tuple[float, float | None, np.ndarray]]:
-        import av
-
-        self.container.close()
-        self.container = av.open(str(self.path))
-        stream = self.container.streams.video[0]
-        prev, step = None, 1.0 / float(self.rate)
-        for frame in self.container.decode(stream):
-            t = _time_of(frame, stream)
-            t = (prev + step if prev is not None else 0.0) if t is None else t
-            prev = t
-            dur = float(frame.duration * frame.time_base) if frame.duration and frame.time_base else None
-            yield t, dur, self._turned(frame)
 
     def frames(self, fps: Fraction | None = None) -> Iterator[np.ndarray]:
         """The clip's frames at a constant ``fps`` (default: its own rate), upright, within the window."""
@@ -241,6 +227,10 @@ class VideoSource:
 
     def close(self) -> None:
         self.container.close()
+
+
+class _Overshot(Exception):
+    """A seek that landed after the window's start (or failed): decode from the beginning instead."""
 
 
 def _time_of(frame, stream) -> float | None:
