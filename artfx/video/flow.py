@@ -94,23 +94,29 @@ def warp(image: np.ndarray, backward: np.ndarray, nearest: bool = False) -> np.n
 def warp_labels(labels: np.ndarray, backward: np.ndarray) -> np.ndarray:
     """A label map (int (h, w)) of frame t-1 moved to frame t along ``backward`` (resized to it first): each pixel
     takes the label holding the most bilinear weight among the four pixels around its source point (outside
-    the frame: the nearest edge)."""
+    the frame: the nearest edge). Only pixels whose four differ are voted on (about 5 ms at 640x360)."""
     h, w = labels.shape[:2]
     flow = resize_flow(backward, h, w)
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    sx = np.clip(gx + flow[..., 0], 0, w - 1)
-    sy = np.clip(gy + flow[..., 1], 0, h - 1)
-    x0, y0 = np.floor(sx).astype(np.int64), np.floor(sy).astype(np.int64)
+    sx = np.clip(flow[..., 0] + np.arange(w, dtype=np.float32)[None, :], 0, w - 1)
+    sy = np.clip(flow[..., 1] + np.arange(h, dtype=np.float32)[:, None], 0, h - 1)
+    x0, y0 = sx.astype(np.int32), sy.astype(np.int32)  # floor: both are >= 0
     x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
-    fx, fy = sx - x0, sy - y0
-    around = [labels[y0, x0], labels[y0, x1], labels[y1, x0], labels[y1, x1]]
+    out = labels[y0, x0]
+    around = [out, labels[y0, x1], labels[y1, x0], labels[y1, x1]]
+    mixed = np.flatnonzero(((around[0] != around[1]) | (around[0] != around[2]) | (around[0] != around[3])).ravel())
+    if not len(mixed):
+        return out
+    fx, fy = (sx - x0).ravel()[mixed], (sy - y0).ravel()[mixed]
+    near = [a.ravel()[mixed] for a in around]
     weights = [(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy]
-    best, most = around[0], np.full(fx.shape, -1.0, np.float32)
+    best, most = near[0], np.full(len(mixed), -1.0, np.float32)
     for a in range(4):
-        total = sum(weights[b] * (around[b] == around[a]) for b in range(4))
+        total = sum(weights[b] * (near[b] == near[a]) for b in range(4))
         better = total > most
-        best, most = np.where(better, around[a], best), np.where(better, total, most)
-    return best.astype(labels.dtype, copy=False)
+        best, most = np.where(better, near[a], best), np.where(better, total, most)
+    out = out.copy()
+    out.ravel()[mixed] = best
+    return out
 
 
 def consistency(backward: np.ndarray, forward: np.ndarray) -> np.ndarray:

@@ -87,7 +87,7 @@ class Temporal:
             return np.zeros((h, w), np.float32)
         return _flow.resize_mask(self.mask, h, w)
 
-    def noise(self, image: np.ndarray, to_space=None, samples: int = 100_000) -> float:
+    def noise(self, image: np.ndarray, to_space=None, samples: int = 20_000) -> float:
         """How much this step's input moves on its own from frame to frame: the median distance between
         ``image`` (this frame's input to the step) and the previous input moved here by the flow, over the pixels
         the flow trusts (0 at a shot start). On camera footage that is mostly sensor noise and compression, which a
