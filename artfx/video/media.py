@@ -480,9 +480,9 @@ class VideoWriter:
         if codec == "libx264":
             self.width, self.height = width + width % 2, height + height % 2
             if (self.width, self.height) != (width, height):
-                log.warning("%s: H.264 needs even sizes: the %dx%d frames are written as %dx%d, the last %s "
-                            "repeated (.webm, .gif or a folder of PNG frames keep %dx%d)", path.name, width, height,
-                            self.width, self.height, "column and row" if width % 2 and height % 2 else
+                log.warning("H.264 needs even sizes: the %dx%d frames are written as %dx%d, the last %s repeated "
+                            "(.webm, .gif or a folder of PNG frames keep %dx%d)", width, height, self.width,
+                            self.height, "column and row" if width % 2 and height % 2 else
                             "column" if width % 2 else "row", width, height)
         else:
             self.width, self.height = width, height
