@@ -220,7 +220,7 @@ def run(pipeline: str | Pipeline | Iterable[tuple[str, dict[str, Any]]], source:
         raise UsageError("several inputs make a batch: give output= (a folder)")
     if isinstance(source, (str, Path)) and str(source) != "-":
         paths, many = planner.expand_inputs([str(source)])
-        if many or planner.kind(paths, many, "out.png") != "still":
+        if many or planner.kind(paths, many, "out.png", opts.allow_huge) != "still":
             raise UsageError(f"{source} is a folder, a video or an animation: give output= (a folder, a video or "
                              "a GIF) to write its results")
     if opts.executor != "local":

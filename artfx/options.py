@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 from pydantic import Field, ValidationError, field_validator
 
@@ -32,8 +32,17 @@ class RunOptions(Params):
     temporal: Literal["on", "off"] = Field(
         "on", description="Videos: each step carries its result from frame to frame along the optical flow (on), "
         "or every frame runs on its own (off).", json_schema_extra={"look": True})
-    fps: Optional[float] = Field(None, gt=0, le=1000, description="Frame rate of a video or GIF output (default: "
+    fps: Optional[float] = Field(None, ge=0.1, le=1000, description="Frame rate of a video or GIF output (default: "
                                  "the input's; 10 for photos).", json_schema_extra={"look": True})
+    start: Optional[Union[float, str]] = Field(
+        None, description="Videos and GIFs: begin this far in, as seconds (12.5) or [hh:]mm:ss[.s] (1:02.5); the "
+        "sound is cut to match.", json_schema_extra={"look": True, "metavar": "seconds|mm:ss"})
+    duration: Optional[Union[float, str]] = Field(
+        None, description="Videos and GIFs: take only this long from --start on, as seconds or [hh:]mm:ss[.s].",
+        json_schema_extra={"look": True, "metavar": "seconds|mm:ss"})
+    fit: Literal["crop", "pad", "stretch"] = Field(
+        "crop", description="Photos of other sizes in a sequence: scaled to cover the first's frame and centred "
+        "(crop), scaled to fit inside it with black bars (pad), or stretched.", json_schema_extra={"look": True})
     quality: Optional[int] = Field(None, ge=1, le=100, description="Quality of lossy outputs, 1-100: JPEG "
                                    "(default 95), WebP (default 90; 100 is lossless), video (default 80: H.264 CRF "
                                    "19, VP9 CRF 24).")
@@ -60,6 +69,16 @@ class RunOptions(Params):
     def _device(cls, v: str) -> str:
         return check_device(v)
 
+    @field_validator("start", "duration", mode="before")
+    @classmethod
+    def _time(cls, v: object, info) -> Optional[float]:
+        if v is None:
+            return None
+        seconds = parse_time(v)
+        if info.field_name == "duration" and seconds <= 0:
+            raise ValueError("a time above 0 (seconds, or mm:ss)")
+        return seconds
+
     @classmethod
     def look_fields(cls) -> list[str]:
         return [n for n, f in cls.model_fields.items() if (f.json_schema_extra or {}).get("look")]
@@ -78,6 +97,26 @@ class RunOptions(Params):
             name = str(err["loc"][0]) if err.get("loc") else "?"
             flag = f"{where}{name.replace('_', '-') if where == '--' else name}"
             raise UsageError(f"{flag} {_problem(err)}, not {values.get(name)!r}") from None
+
+
+def parse_time(value: object) -> float:
+    """Seconds from ``12.5``, ``"12.5"``, ``"1:02.5"`` (mm:ss) or ``"1:02:03"`` (hh:mm:ss); ValueError (naming
+    the forms) for anything else, negative times included."""
+    text = str(value).strip()
+    parts = text.split(":")
+    try:
+        if isinstance(value, bool) or not text or len(parts) > 3 or any(not p.strip() for p in parts):
+            raise ValueError
+        numbers = [float(p) for p in parts]
+        if any(n < 0 or n != n or n in (float("inf"), float("-inf")) for n in numbers) or \
+                any(n >= 60 for n in numbers[1:]) or any("e" in p.lower() for p in parts[1:]):
+            raise ValueError
+    except ValueError:
+        raise ValueError("a time in seconds (12.5) or [hh:]mm:ss (1:02.5)") from None
+    seconds = 0.0
+    for n in numbers:
+        seconds = seconds * 60 + n
+    return seconds
 
 
 _BOUNDS = {"greater_than_equal": ("ge", "at least"), "less_than_equal": ("le", "at most"),

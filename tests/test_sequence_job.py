@@ -264,3 +264,17 @@ def test_an_index_naming_other_files_is_not_trusted(cli, pan, tmp_path):
     r = cli("pipeline", "quantize:k=4", pan, "-o", tmp_path / "out.mp4", "--work-dir", work)
     assert r.returncode == 2 and "precious.txt" in r.err, r.err
     assert (work / "precious.txt").read_text() == "mine"
+
+
+def test_an_animated_gif_over_the_bomb_guard_is_refused_as_one_and_runs_with_allow_huge(cli, tmp_path, monkeypatch):
+    from PIL import Image as PILImage
+
+    frames = [Image.fromarray(f) for f in pan_frames(4)]
+    gif = tmp_path / "anim.gif"
+    frames[0].save(gif, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 1000)  # each 64x48 frame is now a "bomb" (over 2x)
+    r = cli("pipeline", "quantize:k=3", gif, "-o", tmp_path / "out.mp4")
+    assert r.returncode == 1 and "image too large, possibly a decompression bomb" in r.err, r.err
+    r = cli("pipeline", "quantize:k=3", gif, "-o", tmp_path / "out/", "--allow-huge")
+    assert r.returncode == 0, r.err
+    assert len(list((tmp_path / "out").glob("frame-*.png"))) == 4  # every frame, not one still

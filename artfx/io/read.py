@@ -178,6 +178,27 @@ def _read_source(src: Any) -> tuple[bytes, str]:
         raise InputError(f"cannot read {source}: {e.strerror or e}") from None
 
 
+@contextlib.contextmanager
+def pillow_guard(source: str, allow_huge: bool) -> Iterator[None]:
+    """Around a Pillow call that may check an image's size again (seeking an animated GIF's frames): with
+    ``allow_huge`` the limit is lifted for that call only; Pillow's words on a damaged file are kept quiet."""
+    limit = Image.MAX_IMAGE_PIXELS
+    with _pillow_quiet(source):
+        if allow_huge:
+            Image.MAX_IMAGE_PIXELS = None
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = limit
+
+
+def open_image(path: str | Path, allow_huge: bool = False) -> Image.Image:
+    """A file opened by Pillow (its header read, no pixels decoded) behind artfx's decompression-bomb guard, for
+    readers that go on frame by frame (an animated GIF): ImageError for what is not an image or is too large."""
+    data, source = _read_source(path)
+    return _open(data, source, allow_huge)
+
+
 def _open(data: bytes, source: str, allow_huge: bool) -> Image.Image:
     """Image.open with the decompression-bomb guard as artfx wants it: any image over MAX_IMAGE_PIXELS is an
     error (Pillow only warns between 1x and 2x), and ``allow_huge`` lifts the limit for this call only. Pillow

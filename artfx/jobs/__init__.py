@@ -41,7 +41,7 @@ def run(pipeline: Pipeline, inputs: list[str], output: str | None, opts: RunOpti
     if opts.device not in ("auto", "cpu") and opts.executor == "local":  # an absent GPU: a usage error now
         resolve_device(opts.device)
     paths, many = plan.expand_inputs([str(i) for i in inputs])  # none given: a usage error there
-    job = plan.kind(paths, many, output)
+    job = plan.kind(paths, many, output, opts.allow_huge)
     if job == "sequence":
         return sequence.run(pipeline, paths, output, opts, report)
     if job == "still":

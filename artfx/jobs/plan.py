@@ -66,13 +66,13 @@ def output_kind(output: str) -> str | None:
     return None
 
 
-def _is_animated_gif(path: Path) -> bool:
+def _is_animated_gif(path: Path, allow_huge: bool) -> bool:
     from artfx.video.media import is_animated_gif
 
-    return is_animated_gif(path)
+    return is_animated_gif(path, allow_huge)
 
 
-def kind(paths: list[Path], batch: bool, output: str) -> str:
+def kind(paths: list[Path], batch: bool, output: str, allow_huge: bool = False) -> str:
     """``sequence`` (a video input, whatever the output: a still output is refused there; an animated GIF to a
     moving output; several photos to a video or GIF), ``batch`` or ``still``. One still photo to a .gif is a
     still (an indexed GIF)."""
@@ -84,7 +84,8 @@ def kind(paths: list[Path], batch: bool, output: str) -> str:
         return "sequence"
     if len(paths) > 1 and any(p.suffix.lower() in VIDEO_SUFFIXES for p in paths):
         raise UsageError("give one video at a time (several photos, or one video or GIF, make one animation)")
-    if len(paths) == 1 and out is not None and paths[0].suffix.lower() == GIF_SUFFIX and _is_animated_gif(paths[0]):
+    if len(paths) == 1 and out is not None and paths[0].suffix.lower() == GIF_SUFFIX and \
+            _is_animated_gif(paths[0], allow_huge):
         return "sequence"
     if out in (VIDEO, GIF) and batch:
         return "sequence"

@@ -262,10 +262,10 @@ class Clip:
 
 def open_frames(paths: list[Path], opts: RunOptions, fps: Fraction) -> tuple[Any, Iterator[np.ndarray]]:
     """(the source, its frames at the output's rate ``fps``). Photos have no rate of their own: theirs is fps."""
-    source = media.open_source(paths, opts.allow_huge)
+    source = media.open_source(paths, opts.allow_huge, opts)
     if source.info.kind == "photos":
         source.info.fps = fps
-    return source, media.resample(source.frames(), source.info.fps, fps)
+    return source, source.frames(fps)  # at the output's rate, by each frame's own time
 
 
 def encode_frame(out: np.ndarray, sixteen: bool) -> bytes:
@@ -333,7 +333,7 @@ def scan(paths: list[Path], opts: RunOptions, fps: Fraction, temporal: bool) -> 
             rgb = u8.astype(np.float32) / np.float32(255)
             if opts.max_size:
                 rgb, _ = resize_long_side(rgb, opts.max_size)
-            if prev is not None and prev.shape == rgb.shape and flow.histogram_distance(prev, rgb) > flow.CUT_HIST:
+            if prev is not None and prev.shape == rgb.shape and flow.histogram_cut(prev, rgb):
                 cuts.append(i)
             prev = rgb
     finally:
@@ -349,7 +349,7 @@ def run(pipeline: Pipeline, paths: list[Path], output: str, opts: RunOptions, re
     """Run ``pipeline`` on every frame of ``paths`` (one video or GIF, or several photos) and write ``output``.
     Returns the recipe written with it."""
     plan = planner.sequence(pipeline, paths, output, opts)
-    source = media.open_source(plan.paths, opts.allow_huge)  # a broken input fails here, before any work
+    source = media.open_source(plan.paths, opts.allow_huge, opts)  # a broken input fails here, before any work
     try:
         info = source.info
     finally:
@@ -478,7 +478,7 @@ def _resume_point(folder: WorkFolder, have: set[int], temporal: bool) -> tuple[i
 
 
 def _finish(plan: planner.SequencePlan, folder: WorkFolder, n: int, fps: Fraction, recipe: dict[str, Any],
-            opts: RunOptions, audio: bool) -> None:
+            opts: RunOptions, audio: Any) -> None:
     """Encode the finished frames (each checked against its hash) into the output, written atomically."""
     import cv2
 
@@ -502,7 +502,7 @@ def _finish(plan: planner.SequencePlan, folder: WorkFolder, n: int, fps: Fractio
         return
     first = frame(0, None)
     size = first.shape[:2]
-    audio_from = plan.paths[0] if audio else None
+    audio_from = audio  # the input's sound (a window of it with --start/--duration), or None
     if audio_from is not None and plan.kind == planner.GIF:
         log.info("a GIF has no sound: the audio track is left out")
 
