@@ -89,7 +89,16 @@ class Params(BaseParams):
         "or more (scales=0)",
     )
     precision: Literal["auto", "fp32", "bf16"] = Field(
-        "auto", description="network precision: auto (bf16 on CUDA, else fp32), fp32 or bf16"
+        "auto", description="network precision: auto (bf16 where the hardware runs it faster: CUDA, CPUs with AMX "
+        "or AVX-512 BF16; else fp32), fp32 or bf16"
+    )
+    tol: float = Field(
+        1e-3, ge=0, le=1, description="stop a scale early when the loss fell by less than this fraction over its "
+        "last 10 iterations (0 = always run every iteration)"
+    )
+    tile: int = Field(
+        0, ge=0, le=16384, description="optimise scales larger than this many px (long side) in overlapping tiles "
+        "of this size (0 = only when a scale does not fit in memory, tiles planned from the memory available)"
     )
     pool: Literal["max", "avg"] = Field("max", description="VGG pooling: max (as trained) or avg (smoother)")
     vgg: Literal["caffe", "torchvision"] = Field(
@@ -197,6 +206,8 @@ def setup_from(params: Params):
         scales=params.scales,
         start_size=params.start_size,
         precision=params.precision,
+        tol=params.tol,
+        tile=params.tile,
         vgg=params.vgg,
         weights_file=str(params.vgg_file) if params.vgg_file else None,
         pool=params.pool,

@@ -40,6 +40,8 @@ class Setup:
     scales: int = 0
     start_size: int = 256
     precision: str = "auto"
+    tol: float = 0.0  # relative loss decrease over the last 10 iterations below which a scale stops (0 = never)
+    tile: int = 0  # tile size in px for scales with a larger long side (0 = only when a scale does not fit)
     vgg: str = "caffe"
     weights_file: str | None = None
     pool: str = "max"
