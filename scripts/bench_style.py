@@ -1,17 +1,26 @@
-"""Benchmark: artfx's style stage against pastiche, same content, style, size and loss, in one process.
+"""Benchmark: artfx's style stage against pastiche and against its own 0.2 defaults, in one process.
 
-    PYTHONPATH=. .venv/bin/python scripts/bench_style.py            # 256 and 512 px, pastiche 500 iterations
-    PYTHONPATH=. .venv/bin/python scripts/bench_style.py --quick    # 256 px, pastiche 150 iterations
+    PYTHONPATH=. .venv/bin/python scripts/bench_style.py                 # every table below
+    PYTHONPATH=. .venv/bin/python scripts/bench_style.py --quick         # speed at 256 px, pastiche 150 its at 256
+    PYTHONPATH=. .venv/bin/python scripts/bench_style.py --only defaults,pastiche
+
+Tables (``--only``):
+- ``speed``: seconds an iteration (VGG-19 to conv5_1, forward and backward, the default layers' losses) at
+  256/512/1024 px, fp32 and bf16 autocast, and how far that is from the CPU's peak (FLOPs counted from the
+  convolutions; the peak from ``--peak-gflops`` or AVX-512 at 32 fp32 / 64 bf16 FLOP a cycle a core).
+- ``precision``: the default run in fp32 and in bf16, same seed, three content/style pairs at 256 px: content
+  and style distances side by side.
+- ``defaults``: a 512 px result at today's defaults against 0.2's (fp32, 100 iterations at every scale, no
+  tolerance stop): time, content and style distances.
+- ``pastiche``: at 384 px, the default run against pastiche's 500 L-BFGS steps: time and both distances.
 
 Content: the Tübingen photo (samples/, else /work/shared/style-images/), style: The Starry Night (built in). Both
 are resized once to the benchmark size (long side) and written to PNG, so that both tools read the very same
 pixels. One shared evaluator scores every image: artfx's Gatys loss (content conv4_2, style conv1_1..conv5_1
-with equal weights, content 1 : style 100, relative normalisation) at that size, on the image clamped to [0, 1].
-pastiche is given layer weights that make its own objective equal to that evaluator (its Gram and MSE
-conventions differ only by constants computed from the targets), so both tools minimise the same function; they
-differ in optimiser setup (artfx: coarse to fine, ~sqrt(2) per scale) and implementation. Scores of
-intermediate iterates are taken every ``--every`` iterations, outside the timed region (coarse-scale iterates of
-artfx are upsampled to the full size before scoring, as a user stopping there would get).
+with equal weights, content 1 : style 100, relative normalisation) at that size, in fp32, on the image clamped to
+[0, 1]; its two terms are the content and style distances. pastiche is given layer weights that make its own
+objective equal to that evaluator (its Gram and MSE conventions differ only by constants computed from the
+targets), so both tools minimise the same function.
 """
 
 from __future__ import annotations
@@ -83,6 +92,17 @@ class Evaluator:
         with torch.no_grad():
             return float(self.obj(x))
 
+    def parts(self, img: np.ndarray) -> tuple[float, float]:
+        """(content distance, style distance): the evaluator's two weighted terms, fp32."""
+        import torch
+
+        x = optimize.to_tensor(np.clip(img, 0, 1))
+        if tuple(x.shape[-2:]) != tuple(self.hw):
+            x = optimize.resize(x, self.hw)
+        with torch.no_grad():
+            t = self.obj.terms(x)
+        return float(t["content"]), float(t["style"])
+
     def pastiche_weights(self) -> tuple[list[float], list[float]]:
         """Layer weights that make pastiche's loss equal to this evaluator.
 
@@ -109,7 +129,34 @@ def pastiche_layer(name: str) -> str:
     return f"block{b}_relu{i}"
 
 
-def run_pastiche(cpath: Path, spath: Path, size: int, iters: int, every: int, ev: Evaluator) -> dict:
+OTHER_PAIRS = [("chelsea.png", "great-wave"), ("astronaut.png", "the-scream")]
+
+
+def prepared(path: Path, size: int, tmp: Path, name: str) -> tuple[np.ndarray, Path]:
+    """An image resized to ``size`` (long side), written to PNG and read back: what every tool reads."""
+    img = optimize.resize_long(optimize.to_tensor(read_image(path).rgb), size)[0].permute(1, 2, 0).numpy()
+    out = tmp / f"{name}{size}.png"
+    save_png(img, out)
+    return load_png(out), out
+
+
+def run_artfx(content: np.ndarray, style: np.ndarray, setup: optimize.Setup) -> dict:
+    """One artfx run through the loop the stage uses: its wall and CPU seconds and result."""
+    vgg._cache.clear()  # pay for reading the weights, as pastiche does
+    sizes = optimize.scale_sizes(content.shape[0], content.shape[1], setup.size, setup.start_size, setup.scales)
+    seen = []
+    t0, c0 = time.perf_counter(), time.process_time()
+    out = optimize.transfer(content, [style], setup, device="cpu",
+                            report=lambda d, t, l, **kw: seen.append((d, kw.get("scale", ""))))
+    total, cpu = time.perf_counter() - t0, time.process_time() - c0
+    per_scale: dict[str, int] = {}
+    for _, scale in seen:
+        per_scale[scale] = per_scale.get(scale, 0) + 1
+    return dict(total=total, cpu=cpu, image=out, iters=len(seen),
+                scales=" ".join(str(max(s)) for s in sizes), plan="+".join(map(str, per_scale.values())))
+
+
+def run_pastiche(cpath: Path, spath: Path, size: int, iters: int, ev: "Evaluator") -> dict:
     import torch
     from pastiche.pastiche import VGG_MEAN, PasticheArtist
 
@@ -127,141 +174,207 @@ def run_pastiche(cpath: Path, spath: Path, size: int, iters: int, every: int, ev
         style_layers=[pastiche_layer(l) for l in ev.setup.style_layers],
         content_layer_weights=cw, style_layer_weights=sw, content_weight=1.0, style_weights=[1.0], tv_weight=0.0,
     )
-    setup_s = time.perf_counter() - t0
-    setup_cpu = time.process_time() - c0
-    mean = torch.tensor(VGG_MEAN).view(1, 3, 1, 1)
-
-    def image() -> np.ndarray:
-        x = (artist.pastiche.detach() + mean).flip(1) / 255.0
-        return x[0].permute(1, 2, 0).clamp(0, 1).numpy().copy()
-
-    trace = [(setup_s, 0, ev(image()), setup_cpu)]
-    loop = loop_cpu = 0.0
-    for step in range(1, iters + 1):
-        t, c = time.perf_counter(), time.process_time()
+    for _ in range(iters):
         artist.draw()
-        loop += time.perf_counter() - t
-        loop_cpu += time.process_time() - c
-        if step % every == 0 or step == iters:
-            trace.append((setup_s + loop, step, ev(image()), setup_cpu + loop_cpu))
-    final = ev(image())
-    return dict(tool="pastiche", iters=iters, setup=setup_s, loop=loop, total=setup_s + loop, sec_it=loop / iters,
-                cpu=setup_cpu + loop_cpu, final=final, trace=trace, image=image())
+    total, cpu = time.perf_counter() - t0, time.process_time() - c0
+    mean = torch.tensor(VGG_MEAN).view(1, 3, 1, 1)
+    x = (artist.pastiche.detach() + mean).flip(1) / 255.0
+    return dict(total=total, cpu=cpu, image=x[0].permute(1, 2, 0).clamp(0, 1).numpy().copy(), iters=iters)
 
 
-def run_artfx(content: np.ndarray, style: np.ndarray, setup: optimize.Setup, every: int, ev: Evaluator) -> dict:
-    vgg._cache.clear()  # pay for reading the weights, as pastiche does
-    spent = [0.0, 0.0]  # wall and CPU time inside the scoring callback, taken out of the clocks
-    trace = []
-    t0, c0 = time.perf_counter(), time.process_time()
-    sizes = optimize.scale_sizes(content.shape[0], content.shape[1], setup.size, setup.start_size, setup.scales)
-
-    def on_frame(done: int, img: np.ndarray) -> None:
-        t, c = time.perf_counter(), time.process_time()
-        trace.append((t - t0 - spent[0], done, ev(img), c - c0 - spent[1]))
-        spent[0] += time.perf_counter() - t
-        spent[1] += time.process_time() - c
-
-    setup.every = every
-    out = optimize.transfer(content, [style], setup, device="cpu", on_frame=on_frame)
-    total = time.perf_counter() - t0 - spent[0]
-    cpu = time.process_time() - c0 - spent[1]
-    final = ev(out)
-    trace.append((total, setup.iterations * len(sizes), final, cpu))
-    n = setup.iterations * len(sizes)
-    return dict(tool="artfx", iters=n, setup=float("nan"), loop=total, total=total, sec_it=total / n, final=final,
-                cpu=cpu,
-                trace=trace, image=out, scales=" ".join(str(max(s)) for s in sizes))
+def conv_flops(h: int, w: int) -> float:
+    """Multiply-adds x 2 of VGG-19's convolutions to conv5_1 on an h x w image (ceil-mode pooling)."""
+    flops, c_in = 0.0, 3
+    for name in vgg.LAYERS:
+        if name.endswith("_1") and name != "conv1_1":
+            h, w = -(-h // 2), -(-w // 2)
+        c_out = {"1": 64, "2": 128, "3": 256, "4": 512, "5": 512}[name[4]]
+        flops += 2.0 * c_in * c_out * 9 * h * w
+        c_in = c_out
+    return flops
 
 
-def time_to_reach(trace: list, target: float, column: int = 0) -> float:
-    """Wall (column 0) or CPU (column 3) seconds of the first scored iterate at or below ``target``."""
-    for row in trace:
-        if row[2] <= target * (1 + 1e-6):
-            return row[column]
-    return math.inf
+def table_speed(sizes: list[int], peak: tuple[float, float], repeats: int) -> None:
+    import torch
+
+    print(f"\n## speed: seconds an iteration (forward + backward), {torch.get_num_threads()} threads")
+    print(f"peak assumed: {peak[0]:.0f} GFLOP/s fp32, {peak[1]:.0f} GFLOP/s bf16")
+    print("| size | fp32 s/it | bf16 s/it | bf16 speed-up | fp32 GFLOP/s (% peak) | bf16 GFLOP/s (% peak) |")
+    print("|---|---|---|---|---|---|")
+    net = vgg.get_network()
+    setup = optimize.Setup()
+    rng = np.random.default_rng(0)
+    for size in sizes:
+        h, w = round(size * 2 / 3), size
+        content = rng.random((h, w, 3), dtype=np.float32)
+        times = {}
+        for precision in ("fp32", "bf16"):
+            dtype, _ = optimize.choose_precision(precision, torch.device("cpu"))
+            c = optimize.to_tensor(content)
+            obj = optimize.Objective(net, setup, c, [c], [1.0], None, dtype)
+            x = c.clone().requires_grad_(True)
+            best = math.inf
+            for _ in range(repeats):
+                t = time.perf_counter()
+                x.grad = None
+                obj(x).backward()
+                best = min(best, time.perf_counter() - t)
+            times[precision] = best
+        # forward, and backward to the input only (the weights are frozen): about twice the forward's work
+        work = 2 * conv_flops(h, w) / 1e9
+        f32, b16 = times["fp32"], times["bf16"]
+        print(f"| {w}x{h} | {f32:.2f} | {b16:.2f} | {f32 / b16:.2f}x | {work / f32:.0f} ({100 * work / f32 / peak[0]:.0f} %)"
+              f" | {work / b16:.0f} ({100 * work / b16 / peak[1]:.0f} %) |", flush=True)
+
+
+def pair_images(tmp: Path, size: int, pairs: list[tuple[Path, str]]) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    out = []
+    for cpath, style_name in pairs:
+        c, _ = prepared(cpath, size, tmp, "c-" + cpath.stem)
+        s, _ = prepared(styles.resolve(style_name), size, tmp, "s-" + style_name)
+        out.append((f"{cpath.stem} / {style_name}", c, s))
+    return out
+
+
+def table_precision(tmp: Path, size: int, pairs) -> None:
+    print(f"\n## precision: the default run in fp32 and bf16 at {size} px, same seed (distances: lower is better)")
+    print("| pair | fp32 s | bf16 s | fp32 content / style | bf16 content / style | bf16/fp32 total |")
+    print("|---|---|---|---|---|---|")
+    for name, c, s in pair_images(tmp, size, pairs):
+        ev = Evaluator(c, s, optimize.Setup())
+        row = {}
+        for precision in ("fp32", "bf16"):
+            setup = stage_setup(size=0, precision=precision)
+            r = run_artfx(c, s, setup)
+            row[precision] = (r["total"], *ev.parts(r["image"]))
+        (t32, c32, s32), (t16, c16, s16) = row["fp32"], row["bf16"]
+        print(f"| {name} | {t32:.1f} | {t16:.1f} | {c32:.4f} / {s32:.4f} | {c16:.4f} / {s16:.4f} | "
+              f"{(c16 + s16) / (c32 + s32):.3f} |", flush=True)
+
+
+def stage_setup(**overrides) -> optimize.Setup:
+    """The stage's defaults as its Params give them (``size=0``: the prepared image's own size)."""
+    from artfx.stages.style import Params, setup_from
+
+    setup = setup_from(Params())
+    for k, v in overrides.items():
+        setattr(setup, k, v)
+    return setup
+
+
+def reference_setup(content: np.ndarray) -> optimize.Setup:
+    """0.2's defaults: fp32, 100 iterations at every scale of the same ladder, no tolerance stop."""
+    setup = stage_setup(size=0, precision="fp32", tol=0.0, start_size=256)
+    n = len(optimize.scale_sizes(content.shape[0], content.shape[1], 0, 256, 0))
+    setup.plan = (100,) * n
+    return setup
+
+
+def table_defaults(tmp: Path, cpath: Path, size: int, save: Path | None) -> None:
+    c, _ = prepared(cpath, size, tmp, "content")
+    s, _ = prepared(styles.resolve("starry-night"), size, tmp, "style")
+    ev = Evaluator(c, s, optimize.Setup())
+    print(f"\n## defaults: a {size} px result ({c.shape[1]}x{c.shape[0]}), today's defaults against 0.2's")
+    print("| run | scales | iterations | wall s | CPU s | content | style | total |")
+    print("|---|---|---|---|---|---|---|---|")
+    rows = []
+    for label, setup in (("0.2 defaults (fp32, 100 a scale)", reference_setup(c)), ("0.3 defaults", stage_setup(size=0))):
+        r = run_artfx(c, s, setup)
+        cd, sd = ev.parts(r["image"])
+        rows.append((r, cd, sd))
+        print(f"| {label} | {r['scales']} | {r['plan']} | {r['total']:.1f} | {r['cpu']:.1f} | {cd:.4f} | {sd:.4f} | "
+              f"{cd + sd:.4f} |", flush=True)
+        if save:
+            save_png(r["image"], save / f"defaults_{size}_{'old' if '0.2' in label else 'new'}.png")
+    (old, oc, os_), (new, nc, ns) = rows
+    print(f"{size} px: {new['total']:.1f} s against {old['total']:.1f} s ({new['total'] / old['total']:.2f}x); "
+          f"content {nc / oc:.2f}x, style {ns / os_:.2f}x, total {(nc + ns) / (oc + os_):.2f}x of 0.2's")
+
+
+def table_pastiche(tmp: Path, cpath: Path, size: int, iters: int, save: Path | None) -> None:
+    c, cp = prepared(cpath, size, tmp, "content")
+    s, sp = prepared(styles.resolve("starry-night"), size, tmp, "style")
+    ev = Evaluator(c, s, optimize.Setup())
+    print(f"\n## pastiche: {size} px ({c.shape[1]}x{c.shape[0]}), artfx's defaults against pastiche's {iters} "
+          "L-BFGS steps")
+    print("| tool | iterations | wall s | CPU s | content | style | total |")
+    print("|---|---|---|---|---|---|---|")
+    ax = run_artfx(c, s, stage_setup(size=0))
+    pa = run_pastiche(cp, sp, size, iters, ev)
+    for label, r in (("artfx", ax), ("pastiche", pa)):
+        cd, sd = ev.parts(r["image"])
+        r["parts"] = (cd, sd)
+        its = f"{r['iters']} ({r['plan']} at {r['scales']})" if label == "artfx" else str(r["iters"])
+        print(f"| {label} | {its} | {r['total']:.1f} | {r['cpu']:.1f} | {cd:.4f} | {sd:.4f} | {cd + sd:.4f} |",
+              flush=True)
+        if save:
+            save_png(r["image"], save / f"pastiche_{size}_{label}.png")
+    (ac, as_), (pc, ps) = ax["parts"], pa["parts"]
+    print(f"{size} px: artfx in {ax['total'] / pa['total']:.2f}x pastiche's time ({ax['total']:.1f} s vs "
+          f"{pa['total']:.1f} s); content {ac / pc:.2f}x, style {as_ / ps:.2f}x, total {(ac + as_) / (pc + ps):.2f}x "
+          "of pastiche's")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="256 px only, pastiche 150 iterations")
-    ap.add_argument("--sizes", type=int, nargs="+", default=None, help="long sides to run (default 256 512)")
+    ap.add_argument("--quick", action="store_true", help="speed at 256 px, pastiche 150 iterations at 256 px")
+    ap.add_argument("--only", default="speed,precision,defaults,pastiche", help="tables to run, comma-separated")
+    ap.add_argument("--speed-sizes", type=int, nargs="+", default=[256, 512, 1024])
     ap.add_argument("--pastiche-iters", type=int, default=None, help="pastiche iterations (default 500)")
-    ap.add_argument("--iters", type=int, default=None, help="artfx iterations per scale (default: the stage's)")
-    ap.add_argument("--start-size", type=int, default=None, help="artfx's first scale (default: the stage's)")
-    ap.add_argument("--every", type=int, default=10, help="score intermediate iterates every N iterations")
-    ap.add_argument("--save", type=Path, default=None, help="directory to save the final images to")
-    ap.add_argument("--pastiche-loss-scale", type=float, default=PASTICHE_LOSS_SCALE, help="see run_pastiche")
+    ap.add_argument("--pastiche-size", type=int, default=None, help="default 384")
+    ap.add_argument("--defaults-size", type=int, default=512)
+    ap.add_argument("--precision-size", type=int, default=256)
+    ap.add_argument("--peak-gflops", type=float, nargs=2, default=None, metavar=("FP32", "BF16"),
+                    help="the CPU's peak (default: AVX-512 FMA at the clock /proc/cpuinfo gives)")
+    ap.add_argument("--save", type=Path, default=None, help="directory to save the result images to")
     args = ap.parse_args()
-    globals()["PASTICHE_LOSS_SCALE"] = args.pastiche_loss_scale
-    sizes = args.sizes or ([256] if args.quick else [256, 512])
+    only = set(args.only.split(","))
+    if args.quick:
+        only, args.speed_sizes = {"speed", "pastiche"}, [256]
     p_iters = args.pastiche_iters or (150 if args.quick else 500)
+    p_size = args.pastiche_size or (256 if args.quick else 384)
 
     import torch
 
-    from artfx.stages.style import Params, setup_from
-
-    defaults = setup_from(Params())
-    iters = args.iters or defaults.iterations
-    start = args.start_size or defaults.start_size
     cpath = content_path()
-    print(f"content {cpath.name}, style starry-night; torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print(f"pastiche: {p_iters} L-BFGS iterations at full size; artfx: {iters} per scale from {start} px")
-    rows = []
+    _, why = optimize.choose_precision("auto", torch.device("cpu"))
+    print(f"content {cpath.name}; torch {torch.__version__}, {torch.get_num_threads()} threads; precision=auto: {why}")
+    if args.save:
+        args.save.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        for size in sizes:
-            c = optimize.resize_long(optimize.to_tensor(read_image(cpath).rgb), size)[0].permute(1, 2, 0).numpy()
-            s_full = read_image(styles.resolve("starry-night")).rgb
-            s = optimize.resize_long(optimize.to_tensor(s_full), size)[0].permute(1, 2, 0).numpy()
-            cp, sp = Path(tmp) / f"content{size}.png", Path(tmp) / f"style{size}.png"
-            save_png(c, cp)
-            save_png(s, sp)
-            c, s = load_png(cp), load_png(sp)  # exactly what pastiche reads
-            ev = Evaluator(c, s, optimize.Setup())
-            print(f"\n{size} px ({c.shape[1]}x{c.shape[0]}): content-init loss {ev(c):.3f}", flush=True)
-            setup = optimize.Setup(size=0, iterations=iters, start_size=start)
-            ax = run_artfx(c, s, setup, args.every, ev)
-            print(f"  artfx done: {ax['total']:.1f} s ({ax['scales']}), final {ax['final']:.4f}", flush=True)
-            if args.save:
-                args.save.mkdir(parents=True, exist_ok=True)
-                save_png(ax["image"], args.save / f"bench_artfx_{size}.png")
-            pa = run_pastiche(cp, sp, size, p_iters, args.every, ev)
-            print(f"  pastiche done: {pa['total']:.1f} s, final {pa['final']:.4f}", flush=True)
-            target = pa["final"]
-            for r in (pa, ax):
-                r["reach"] = time_to_reach(r["trace"], target)
-                r["reach_cpu"] = time_to_reach(r["trace"], target, 3)
-                r["size"] = size
-                rows.append(r)
-                if args.save:
-                    args.save.mkdir(parents=True, exist_ok=True)
-                    save_png(r["image"], args.save / f"bench_{r['tool']}_{size}.png")
-            for label, r in (("pastiche", pa), ("artfx", ax)):
-                pts = " ".join(f"{t:.0f}s:{l:.3f}" for t, _, l, _ in r["trace"][:: max(1, len(r["trace"]) // 8)])
-                print(f"  {label} trace {pts}")
-            summary(size, pa, ax)
-
-    print("\n| size | tool | iterations | s/iteration | total s | CPU s | final loss "
-          "| s (CPU s) to reach pastiche's final |")
-    print("|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        its = f"{r['iters']} ({r.get('scales', 'full size')})"
-        reach = "never" if math.isinf(r["reach"]) else f"{r['reach']:.1f} ({r['reach_cpu']:.1f})"
-        cells = [r["size"], r["tool"], its, f"{r['sec_it']:.3f}", f"{r['total']:.1f}", f"{r['cpu']:.1f}",
-                 f"{r['final']:.4f}", reach]
-        print("| " + " | ".join(map(str, cells)) + " |")
-    for size in sizes:
-        pa = next(r for r in rows if r["size"] == size and r["tool"] == "pastiche")
-        ax = next(r for r in rows if r["size"] == size and r["tool"] == "artfx")
-        summary(size, pa, ax)
+        tmp = Path(tmp)
+        if "speed" in only:
+            table_speed(args.speed_sizes, tuple(args.peak_gflops) if args.peak_gflops else cpu_peak(), 3)
+        if "precision" in only:
+            bench = Path("/work/shared/bench-images")
+            pairs = [(cpath, "starry-night")] + [(ROOT / "samples" / c if (ROOT / "samples" / c).is_file()
+                                                   else bench / c, st) for c, st in OTHER_PAIRS]
+            table_precision(tmp, args.precision_size, pairs)
+        if "defaults" in only:
+            table_defaults(tmp, cpath, args.defaults_size, args.save)
+        if "pastiche" in only:
+            table_pastiche(tmp, cpath, p_size, p_iters, args.save)
 
 
-def summary(size: int, pa: dict, ax: dict) -> None:
-    ratio = ax["reach"] / pa["reach"] if math.isfinite(ax["reach"]) and pa["reach"] > 0 else math.inf
-    ratio_cpu = ax["reach_cpu"] / pa["reach_cpu"] if math.isfinite(ax["reach_cpu"]) and pa["reach_cpu"] else math.inf
-    print(f"{size} px: artfx reaches pastiche's {pa['iters']}-iteration loss in {ratio:.2f}x pastiche's wall time "
-          f"({ax['reach']:.1f} s vs {pa['reach']:.1f} s), {ratio_cpu:.2f}x its CPU time; final loss artfx "
-          f"{ax['final']:.4f} vs pastiche {pa['final']:.4f}", flush=True)
+def cpu_peak() -> tuple[float, float]:
+    """(fp32, bf16) GFLOP/s: 2 FMA pipes of 8 fp32 lanes (32 FLOP a cycle a core; AVX-512 on 256-bit units, as
+    on AMD Zen 4) and twice that for bf16 dot products, at the clock /proc/cpuinfo reports, on the threads torch
+    uses. A rough ceiling: say --peak-gflops for another CPU."""
+    import os
+
+    import torch
+
+    mhz = 2500.0
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("cpu MHz"):
+                mhz = float(line.split(":")[1])
+                break
+    except OSError:
+        pass
+    cores = min(torch.get_num_threads(), os.cpu_count() or 1)
+    fp32 = cores * 32 * mhz / 1e3
+    return fp32, 2 * fp32
 
 
 if __name__ == "__main__":

@@ -234,6 +234,7 @@ class StyleStage:
             ("vgg=torchvision", "cached" if _torchvision_cached() else "not in the local torch cache (never "
                                                                        "downloaded)"),
             ("built-in styles", _styles.builtin_names()),
+            ("precision=auto", _auto_precision()),
         ]
 
     def out_shape(self, params: Params, shape: tuple[int, int]) -> tuple[int, int]:
@@ -288,11 +289,19 @@ class StyleStage:
             if params.gif is not None:
                 gif_frames.append(u8)
 
-        def report(done: int, total: int, loss: float) -> None:
-            ctx.progress(done, total, loss=loss)
+        said = [ctx.temporal is not None and ctx.temporal.index > 0]  # a video says it for its first frame
+
+        def report(done: int, total: int, loss: float, scale: str = "", left: float | None = None) -> None:
+            if not said[0] and left is not None:
+                said[0] = True
+                if device.type == "cpu" and left > LONG_RUN_S:
+                    ctx.log.warning("style: about %s on this CPU (%s); a GPU, or a smaller size= (the time goes "
+                                    "with the pixel count), is faster", _duration(left), why)
+            ctx.progress(done, total, loss=loss, scale=scale, left=left)
 
         sizes = optimize.scale_sizes(content.shape[0], content.shape[1], setup.size, params.start_size,
                                      params.scales)
+        _, why = optimize.choose_precision(setup.precision, device)
         t = ctx.temporal
         previous = None
         if t is not None and not t.shot_start and t.prev_output is not None:
@@ -300,10 +309,11 @@ class StyleStage:
             if t.prev_output.shape[:2] == (out_h, out_w):  # video: the previous result, moved by the flow
                 previous = (t.warp(t.prev_output), t.mask_at(out_h, out_w))
         if t is None or t.index == 0:
-            ctx.log.info("style: %s on %s, scales %s, %d iterations each", ", ".join(params.image), device,
-                         " ".join(f"{w}x{h}" for h, w in sizes), params.iterations)
+            plan = optimize.schedule(sizes, setup.iterations)
+            ctx.log.info("style: %s on %s (%s), scales %s, at most %s iterations", ", ".join(params.image), device,
+                         why, " ".join(f"{w}x{h}" for h, w in sizes), "+".join(map(str, plan)))
             (h, w), (ih, iw) = sizes[-1], content.shape[:2]
-            if max(h, w) < max(ih, iw):
+            if params.size is None and max(h, w) < max(ih, iw):  # a size the user asked for is not news
                 ctx.log.warning("style: the result is %dx%d px, smaller than the %dx%d input (set style's size, "
                                 "or size=0 for the input's size)", w, h, iw, ih)
         try:
@@ -331,6 +341,29 @@ class StyleStage:
             gif_frames.append(to_u8(out))
             ctx.save(params.gif, gif_writer(gif_frames))
         return out
+
+
+LONG_RUN_S = 60.0  # a CPU run expected to take longer than this says so, and what is faster
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _auto_precision() -> str:
+    """What precision=auto picks on this machine's devices, and why (for ``artfx info``)."""
+    try:
+        import torch
+
+        from artfx.stages.style.optimize import choose_precision
+    except ImportError:
+        return "torch is not installed"
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    return "; ".join(f"{d}: {choose_precision('auto', torch.device(d))[1]}" for d in devices)
 
 
 def _torchvision_cached() -> bool:

@@ -42,6 +42,7 @@ class Setup:
     precision: str = "auto"
     tol: float = 0.0  # relative loss decrease over the last 10 iterations below which a scale stops (0 = never)
     tile: int = 0  # tile size in px for scales with a larger long side (0 = only when a scale does not fit)
+    plan: tuple = ()  # iterations at each scale, instead of schedule()'s (the benchmark's reference runs)
     vgg: str = "caffe"
     weights_file: str | None = None
     pool: str = "max"
@@ -189,14 +190,20 @@ class Objective:
             return self.net.features(x, layers)
 
     def __call__(self, x):
+        return sum(self.terms(x).values())
+
+    def terms(self, x) -> dict:
+        """The weighted terms of the loss at ``x``: content, style, and tv / temporal where they are on (the
+        style benchmark's evaluator reads the content and style distances from here)."""
         s = self.setup
         import torch
 
         feats = self.features(x)
-        total = torch.zeros((), device=x.device, dtype=torch.float32)
+        zero = torch.zeros((), device=x.device, dtype=torch.float32)
+        content, style = zero, zero
         if s.content_weight:
             for l in s.content_layers:
-                total = total + (s.content_weight * self.content_lw) * losses.content_loss(
+                content = content + (s.content_weight * self.content_lw) * losses.content_loss(
                     feats[l], self.content_targets[l], self.content_norms[l]
                 )
         if s.style_weight:
@@ -206,32 +213,118 @@ class Objective:
                 if self.masks is None:
                     stat = self.stat(f)
                     for w, tgt in zip(self.style_w, self.style_targets):
-                        total = total + (sw * lw * w) * losses.relative_error(stat, *tgt[l])
+                        style = style + (sw * lw * w) * losses.relative_error(stat, *tgt[l])
                 else:
                     for w, m, tgt in zip(self.style_w, self.masks, self.style_targets):
                         if w == 0:
                             continue
                         stat = self.stat(f, m[l])
-                        total = total + (sw * lw * w) * losses.relative_error(stat, *tgt[l])
+                        style = style + (sw * lw * w) * losses.relative_error(stat, *tgt[l])
+        out = {"content": content, "style": style}
         if s.tv_weight:
-            total = total + s.tv_weight * losses.tv_loss(x)
+            out["tv"] = s.tv_weight * losses.tv_loss(x)
         if self.temporal is not None:
             target, mask, weight = self.temporal
-            total = total + weight * losses.temporal_loss(x, target, mask)
-        return total
+            out["temporal"] = weight * losses.temporal_loss(x, target, mask)
+        return out
 
 
 # ---- the loop ---------------------------------------------------------------------------------------------
-def _autocast_dtype(precision: str, device):
+STALL_WINDOW = 10  # iterations over which the tolerance stop compares the loss
+
+
+def stalled(trail: list[float], tol: float) -> bool:
+    """Whether a scale's loss has stopped falling: the best loss of the last STALL_WINDOW iterations is less than
+    ``tol`` (a fraction) below the best before them (the best, not the last: L-BFGS without a line search may
+    step up once and recover). A function of the losses alone, so a replayed recipe stops where the run did."""
+    if tol <= 0 or len(trail) <= STALL_WINDOW:
+        return False
+    before, recent = min(trail[:-STALL_WINDOW]), min(trail[-STALL_WINDOW:])
+    return before - recent < tol * abs(before)
+
+
+def schedule(sizes: list[tuple[int, int]], iterations: int) -> list[int]:
+    """Iterations at each scale: ``iterations`` at every scale but the last, which starts from the previous
+    scale's result, already close, and costs the most per iteration; it gets LAST_SHARE of them."""
+    if len(sizes) == 1:
+        return [iterations]
+    return [iterations] * (len(sizes) - 1) + [max(1, round(iterations * LAST_SHARE))]
+
+
+LAST_SHARE = 1.0
+
+
+class Clock:
+    """Time left, from the measured cost of an iteration at the current scale, scaled by pixels to the scales to
+    come (VGG's cost grows with the pixel count: 0.25 s at 256x170, 1.0 s at 512x341 on the bench CPU)."""
+
+    def __init__(self, sizes: list[tuple[int, int]], plan: list[int]):
+        import time
+
+        self.now = time.perf_counter
+        self.pixels = [h * w for h, w in sizes]
+        self.plan = list(plan)
+        self.total = sum(plan)
+        self.per_iteration: float | None = None  # seconds per iteration per pixel, measured at the current scale
+        self.k, self.i, self.start = 0, 0, self.now()
+
+    def begin(self, k: int) -> None:
+        self.k, self.i, self.start = k, 0, self.now()
+
+    def tick(self, k: int, i: int, stopped: bool = False) -> None:
+        """Iteration ``i`` of scale ``k`` is done; ``stopped``: the scale ends here."""
+        self.i = i
+        if i >= 2 or k == 0:  # the first iteration of a scale pays for its set-up: measure from the second
+            self.per_iteration = (self.now() - self.start) / i / self.pixels[k]
+        if stopped:
+            self.total -= self.plan[k] - i
+            self.plan[k] = i
+
+    def left(self) -> float | None:
+        """Seconds left, at most (the tolerance stop may end a scale sooner); None before anything is measured."""
+        if self.per_iteration is None:
+            return None
+        work = (self.plan[self.k] - self.i) * self.pixels[self.k]
+        work += sum(n * p for n, p in zip(self.plan[self.k + 1:], self.pixels[self.k + 1:]))
+        return work * self.per_iteration
+
+    def estimate(self) -> float | None:
+        """The whole run's time from the cost measured so far (what the stage says before a long run)."""
+        if self.per_iteration is None:
+            return None
+        return sum(n * p for n, p in zip(self.plan, self.pixels)) * self.per_iteration
+
+def choose_precision(precision: str, device) -> tuple[object, str]:
+    """(autocast dtype or None for fp32, why) for ``precision`` (auto, fp32, bf16) on ``device``.
+
+    ``auto`` runs the network under bf16 autocast where the hardware has bf16 matrix units that oneDNN or cuDNN
+    use, as torch itself reports them (no CPU name list): CUDA devices with bf16, CPUs with AMX tiles or AVX-512
+    BF16. Measured on this project's 2-core AVX-512 BF16 CPU (VGG-19 to conv5_1, forward and backward, one
+    iteration): 512x341 px 1.9 s fp32, 1.0 s bf16; 256 px 0.41 s, 0.25 s; channels_last bought nothing there
+    (1.7-2.0 s fp32, 1.05-1.2 s bf16), so it is used on CUDA only. The losses and Gram matrices stay in fp32, and
+    the style benchmark's distances agree between fp32 and bf16 (scripts/bench_style.py --precision). MPS stays
+    fp32 until measured."""
     import torch
 
     if precision == "fp32":
-        return None
+        return None, "fp32: asked for"
     if precision == "bf16":
-        return torch.bfloat16
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return None
+        return torch.bfloat16, "bf16: asked for"
+    if device.type == "cuda":
+        if torch.cuda.is_bf16_supported():
+            return torch.bfloat16, "bf16: this GPU has bf16 tensor cores"
+        return None, "fp32: this GPU has no bf16"
+    if device.type == "cpu":
+        cpu = getattr(torch, "cpu", None)
+        for probe, name in (("_is_amx_tile_supported", "AMX"), ("_is_avx512_bf16_supported", "AVX-512 BF16")):
+            check = getattr(cpu, probe, None)
+            try:
+                if check is not None and check() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+                    return torch.bfloat16, f"bf16: this CPU has {name}, which oneDNN uses (about 1.9x fp32's speed)"
+            except Exception:  # an older torch without the probe
+                continue
+        return None, "fp32: this CPU has neither AMX nor AVX-512 BF16"
+    return None, f"fp32: bf16 not measured on {device.type}"
 
 
 def _estimate_fits(size_hw, device, peak_per_pixel: float | None) -> int:
@@ -266,7 +359,8 @@ def transfer(
     previous: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Repaint ``content`` (float32 (H, W, 3) in [0, 1]) in the style of ``styles``; returns the result at the
-    target size. ``report(done, total, loss)`` after every iteration, ``on_frame(done, image)`` every
+    target size. ``report(done, total, loss, scale=..., left=...)`` after every iteration (``scale``: "2/3
+    384x256"; ``left``: seconds left, or None before it is measured; ``total`` falls when a scale stops early), ``on_frame(done, image)`` every
     ``setup.every`` iterations, ``on_best(image)`` every ``setup.checkpoint_every`` iterations with the best
     image so far (all images at the output size, float32 in [0, 1]).
 
@@ -276,7 +370,7 @@ def transfer(
     import torch
 
     device = torch.device(device or "cpu")
-    autocast = _autocast_dtype(setup.precision, device)
+    autocast, _ = choose_precision(setup.precision, device)
     cuda = device.type == "cuda"
     if cuda:
         torch.backends.cudnn.benchmark = True
@@ -319,7 +413,10 @@ def transfer(
         prev_t = to_tensor(luminance(warped)[..., None] if gray else warped)
         mask_t = torch.from_numpy(np.ascontiguousarray(valid, dtype=np.float32))[None, None]
         temporal = (prev_t.to(device), mask_t.to(device), setup.temporal_weight)
-    total_its = iterations * len(sizes)
+    plan = list(setup.plan) or schedule(sizes, iterations) if previous is None else [iterations]
+    if len(plan) != len(sizes):
+        raise ValueError(f"plan has {len(plan)} scales for {len(sizes)}")
+    clock = Clock(sizes, plan)
     done = 0
     x = None
     best_x = None
@@ -373,7 +470,9 @@ def transfer(
                     best[0], best[1] = value, x.detach().clone()
                 return loss * gain
 
-            for _ in range(iterations):
+            trail: list[float] = []  # this scale's loss after each iteration, for the tolerance stop
+            clock.begin(k)
+            for i in range(plan[k]):
                 loss = opt.step(closure)
                 if setup.optimizer == "adam":
                     with torch.no_grad():
@@ -382,12 +481,18 @@ def transfer(
                 value = float(loss.detach()) / gain
                 if not math.isfinite(value):
                     raise FloatingPointError(f"the loss became {value} at iteration {done}")
+                trail.append(value)
+                stop = stalled(trail, setup.tol) and i + 1 < plan[k]
+                clock.tick(k, i + 1, stopped=stop)
                 if report is not None:
-                    report(done, total_its, value)
+                    report(done, clock.total, value, scale=f"{k + 1}/{len(sizes)} {hw[1]}x{hw[0]}",
+                           left=clock.left())
                 if on_frame is not None and setup.every and done % setup.every == 0:
                     on_frame(done, finish(x))
                 if on_best is not None and setup.checkpoint_every and done % setup.checkpoint_every == 0:
                     on_best(finish(best[1]))
+                if stop:
+                    break
             # the last update moved x to a point the closure has not scored yet: score it (forward only)
             with torch.no_grad():
                 last = float(objective(x.expand(-1, 3, -1, -1) if gray else x))
