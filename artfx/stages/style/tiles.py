@@ -45,7 +45,8 @@ ALIGN = 16  # VGG's total stride at conv5_1: cores start on multiples of it, so 
 HALO = 80  # px of context around each core: conv5_1's receptive field reaches 70 px past a 16 px cell
 GRAD_BPP = 1400 * 4  # bytes per input pixel of VGG's activations and gradients to conv5_1, float32 (memory())
 NOGRAD_BPP = 1400  # bytes per input pixel of a forward pass without gradient (measured 0.9 kB at 512 px)
-FIXED_BPP = 160  # bytes per pixel of a scale's images: x, its gradient, the best x, L-BFGS's work vectors, content
+FIXED_BPP = 320  # bytes per pixel of a scale's images (about 20 float32 copies: x, its gradient, the best x,
+#   L-BFGS's work vectors, the content, the style image) and the content features (conv4_2: 32 B/px)
 MIN_CORE = 64  # smaller cores spend most of their time on the halo
 MIN_HISTORY = 5  # L-BFGS pairs kept at least; below this the planner takes smaller tiles instead
 HISTORY_SHARE = 0.5  # at most this share of the memory left after the images goes to L-BFGS's history
@@ -132,10 +133,11 @@ def plan_scale(hw: tuple[int, int], style_long: float, channels: int, history: i
         return None
     if forced:
         core = min(core, align(tile))
-    target_core = plan_tile(style_hw if style_long > max(hw) else hw, left, NOGRAD_BPP) or MIN_CORE
+    # the targets come first, before L-BFGS holds any history: tiles of their own, without gradient
+    target_core = plan_tile(style_hw, left, NOGRAD_BPP) or MIN_CORE
     if forced:
         target_core = min(target_core, align(tile))
-    need = fixed + keep * pair + max(tile_pixels(hw, core) * GRAD_BPP, tile_pixels(style_hw, target_core) * NOGRAD_BPP)
+    need = fixed + max(keep * pair + tile_pixels(hw, core) * GRAD_BPP, tile_pixels(style_hw, target_core) * NOGRAD_BPP)
     return Plan(core, keep, int(need), target_core)
 
 
@@ -146,7 +148,7 @@ def _cuts(n: int, core: int, shift: int) -> list[int]:
     if n <= core:
         return [0, n]
     k = math.ceil(n / core)
-    if k * core - n < core // 4:  # room to move the edges by at least a quarter tile
+    if k * core - n < 2 * ALIGN:  # room to move the edges by at least 16 px either way
         k += 1
     step = -(-math.ceil(n / k) // ALIGN) * ALIGN  # base core, a multiple of 16, at most core
     last = n - (k - 1) * step  # the last core's size before shifting (0 < last <= step)
@@ -155,7 +157,7 @@ def _cuts(n: int, core: int, shift: int) -> list[int]:
     hi = max(hi, 0)
     lo = min(lo, 0)
     span = hi - lo + 1
-    d = (lo + (shift * 7) % span) * ALIGN if span > 1 else 0  # 7: a stride coprime to most spans, not a sweep
+    d = (lo + (shift * 7 - lo) % span) * ALIGN if span > 1 else 0  # shift 0: no offset; 7: jumps, not a sweep
     edges = [0] + [i * step + d for i in range(1, k)] + [n]
     return [e for i, e in enumerate(edges) if i == 0 or e > edges[i - 1]]
 
@@ -434,3 +436,13 @@ class TiledObjective:
 def _count(hw, layer) -> float:
     h, w = _feature_hw(hw, layer)
     return float(h * w)
+
+
+def plan_for(hw: tuple[int, int], style_long: float, channels: int, setup, device) -> Plan:
+    """The plan ``optimize.transfer`` runs a scale with, from the memory available now; when not even the
+    smallest tiles fit by the estimate, the smallest tiles anyway (the estimate is conservative)."""
+    history = setup.history if setup.optimizer == "lbfgs" else 0
+    plan = plan_scale(hw, style_long, channels, history, setup.tile, budget(device))
+    if plan is None:
+        plan = Plan(MIN_CORE, min(history, MIN_HISTORY), 0, MIN_CORE)
+    return plan
