@@ -151,15 +151,16 @@ def _cuts(n: int, core: int, shift: int) -> list[int]:
     if k * core - n < 2 * ALIGN:  # room to move the edges by at least 16 px either way
         k += 1
     step = -(-math.ceil(n / k) // ALIGN) * ALIGN  # base core, a multiple of 16, at most core
+    k = -(-n // step)  # rounding the step up may leave fewer cores
     last = n - (k - 1) * step  # the last core's size before shifting (0 < last <= step)
-    lo = max(-(core - step), -(step - ALIGN)) // ALIGN
-    hi = min(core - last, last - 1) // ALIGN if last > ALIGN else 0
-    hi = max(hi, 0)
-    lo = min(lo, 0)
+    # d moves every interior edge: the first core becomes step + d, the last last - d; both in (0, core]
+    lo = -(-max(last - core, ALIGN - step) // ALIGN)
+    hi = min(core - step, last - ALIGN) // ALIGN
+    lo, hi = min(lo, 0), max(hi, 0)
     span = hi - lo + 1
     d = (lo + (shift * 7 - lo) % span) * ALIGN if span > 1 else 0  # shift 0: no offset; 7: jumps, not a sweep
     edges = [0] + [i * step + d for i in range(1, k)] + [n]
-    return [e for i, e in enumerate(edges) if i == 0 or e > edges[i - 1]]
+    return [e for i, e in enumerate(edges) if i == 0 or (e > edges[i - 1] and (e < n or i == k))]
 
 
 def grid(hw: tuple[int, int], core: int, shift: int = 0, halo: int = HALO):
