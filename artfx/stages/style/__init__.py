@@ -256,7 +256,7 @@ class StyleStage:
         sizes = scale_sizes(shape[0], shape[1], size, params.start_size, params.scales)
         budget = tiles.budget(device)
         if budget is not None and not device.startswith(("cuda", "mps")):
-            budget -= host  # on the CPU the device is the host
+            budget -= host + image_bytes(shape, 2)  # on the CPU the device is the host (and the run holds the input)
         history = Setup.history if params.optimizer == "lbfgs" else 0
         channels = 1 if params.colors == "keep" else 3
         plans = [tiles.plan_scale(hw, max(hw) * params.style_scale, channels, history, params.tile, budget)
