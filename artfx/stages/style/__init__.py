@@ -97,8 +97,9 @@ class Params(BaseParams):
         "last 10 iterations (0 = always run every iteration)"
     )
     tile: int = Field(
-        0, ge=0, le=16384, description="optimise scales larger than this many px (long side) in overlapping tiles "
-        "of this size (0 = only when a scale does not fit in memory, tiles planned from the memory available)"
+        0, ge=0, le=16384, description="optimise scales larger than this many px (long side) in tiles of this "
+        "size (a multiple of 16), each seen with 80 px of overlapping context (0 = only when a scale does not fit "
+        "in memory, tiles planned from the memory available)"
     )
     pool: Literal["max", "avg"] = Field("max", description="VGG pooling: max (as trained) or avg (smoother)")
     vgg: Literal["caffe", "torchvision"] = Field(

@@ -58,8 +58,15 @@ def budget(device) -> int | None:
     CPU); None where that cannot be read (then nothing is tiled unless ``tile`` asks)."""
     from artfx import resources
 
-    kind = getattr(device, "type", str(device))
-    free = resources.available_device(str(device)) if kind in ("cuda", "mps") else resources.available_host()
+    kind = getattr(device, "type", str(device).split(":")[0])
+    if kind not in ("cuda", "mps"):
+        free = resources.available_host()
+    else:
+        free = resources.available_device(str(device))
+        if free is not None and kind == "cuda":  # what torch's allocator caches from an earlier scale is ours
+            import torch
+
+            free += torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
     return None if free is None else int(resources.HEADROOM * free)
 
 
