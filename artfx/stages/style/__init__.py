@@ -97,8 +97,9 @@ class Params(BaseParams):
         "last 10 iterations (0 = always run every iteration)"
     )
     tile: int = Field(
-        0, ge=0, le=16384, description="optimise scales larger than this many px (long side) in overlapping tiles "
-        "of this size (0 = only when a scale does not fit in memory, tiles planned from the memory available)"
+        0, ge=0, le=16384, description="optimise scales larger than this many px (long side) in tiles of this "
+        "size (a multiple of 16), each seen with 80 px of overlapping context (0 = only when a scale does not fit "
+        "in memory, tiles planned from the memory available)"
     )
     pool: Literal["max", "avg"] = Field("max", description="VGG pooling: max (as trained) or avg (smoother)")
     vgg: Literal["caffe", "torchvision"] = Field(
@@ -245,14 +246,28 @@ class StyleStage:
 
     def memory(self, params: Params, shape: tuple[int, int], device: str):
         """VGG-19's activations and their gradients at the largest scale, about 5.6 kB per pixel in float32
-        (optimize._estimate_fits), on the device; the content, result and style images on the host."""
+        (optimize._estimate_fits), on the device; the content, result and style images on the host. A scale
+        that does not fit in what the device has runs in tiles (tiles.plan_scale): then the tiled need."""
         from artfx.resources import Need, image_bytes
+        from artfx.stages.style import tiles
+        from artfx.stages.style.optimize import Setup, scale_sizes
 
         h, w = self.out_shape(params, shape)
-        style_pixels = (max(h, w) * params.style_scale) ** 2
-        device_bytes = int((h * w + style_pixels) * 1400 * 4)
         host = image_bytes(shape, 2) + image_bytes((h, w), 4) + 32 * 2**20  # the network's weights
-        return Need(host=host, device=device_bytes, why=f"size={max(h, w)}")
+        size = params.size if params.size is not None else -DEFAULT_SIZE
+        sizes = scale_sizes(shape[0], shape[1], size, params.start_size, params.scales)
+        budget = tiles.budget(device)
+        if budget is not None and not device.startswith(("cuda", "mps")):
+            budget -= host + image_bytes(shape, 2)  # on the CPU the device is the host (and the run holds the input)
+        history = Setup.history if params.optimizer == "lbfgs" else 0
+        channels = 1 if params.colors == "keep" else 3
+        plans = [tiles.plan_scale(hw, max(hw) * params.style_scale, channels, history, params.tile, budget)
+                 for hw in sizes]
+        if any(p is None for p in plans):  # not even the smallest tiles fit: the untiled need, refused
+            return Need(host=host, device=tiles.untiled_need((h, w), max(h, w) * params.style_scale),
+                        why=f"size={max(h, w)}")
+        why = f"size={max(h, w)}" + (f" (tiles of {plans[-1].core} px)" if plans[-1].tiled else "")
+        return Need(host=host, device=max(p.need for p in plans), why=why)
 
     def reads(self, params: Params) -> list[Path]:
         """Every file this step reads: style images, masks, the init image (protected like the input)."""

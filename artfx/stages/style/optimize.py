@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from artfx.stages.style import losses
+from artfx.stages.style import losses, tiles
 from artfx.stages.style.vgg import get_network
 
 LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, the Y of YCbCr (what colors=keep keeps the chroma against)
@@ -429,7 +429,12 @@ def transfer(
             long = max(1, round(max(hw) * setup.style_scale))
             st = [resize_long(s, long).to(device).contiguous(memory_format=memfmt) for s in styles_full]
             ms = [resize(m[None], hw).to(device) for m in masks_full] if masks_full is not None else None
-            objective = Objective(net, setup, c, st, style_weights, ms, autocast, temporal)
+            tiling = tiles.plan_for(hw, long, 1 if gray else 3, setup, device)  # tiles when the scale does not fit
+            if tiling.tiled:
+                objective = tiles.TiledObjective(net, setup, c, st, style_weights, ms, autocast, temporal,
+                                                 core=tiling.core, target_core=tiling.target_core)
+            else:
+                objective = Objective(net, setup, c, st, style_weights, ms, autocast, temporal)
             del st
             # initial image for this scale
             if k == 0:
@@ -451,7 +456,7 @@ def transfer(
                 x = x[:, :1].contiguous()
             x.requires_grad_(True)
             if setup.optimizer == "lbfgs":
-                opt = torch.optim.LBFGS([x], lr=1.0, max_iter=1, history_size=setup.history)
+                opt = torch.optim.LBFGS([x], lr=1.0, max_iter=1, history_size=tiling.history)
             else:
                 opt = torch.optim.Adam([x], lr=setup.lr)
             best = [math.inf, None]
@@ -462,10 +467,14 @@ def transfer(
 
             def closure():
                 opt.zero_grad(set_to_none=True)
-                xx = x.expand(-1, 3, -1, -1) if gray else x
-                loss = objective(xx)
-                (loss * gain).backward()
-                value = float(loss.detach())
+                if tiling.tiled:  # sets x.grad tile by tile
+                    value = objective.backward(x, gain)
+                    loss = torch.tensor(value)
+                else:
+                    xx = x.expand(-1, 3, -1, -1) if gray else x
+                    loss = objective(xx)
+                    (loss * gain).backward()
+                    value = float(loss.detach())
                 if value < best[0]:
                     best[0], best[1] = value, x.detach().clone()
                 return loss * gain
