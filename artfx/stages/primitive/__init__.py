@@ -70,6 +70,13 @@ with warnings.catch_warnings():
         # 4 restarts (one per size band of search.SIZE_BANDS): with the refinement on, restarts 5-8 bought less
         # than the refinement does with the time they cost (bench_primitive.py, 100 shapes: RMSE within 1%).
         restarts: int = Field(4, ge=1, le=1024, description="Independent searches per shape; the best wins.")
+        focus: float = Field(
+            0.0,
+            ge=0.0,
+            le=1.0,
+            description="Share of each restart's random candidates centred where the error is (drawn from the "
+            "current error map, in 8 px blocks); the rest anywhere on the canvas. 0: all uniform.",
+        )
         failures: int = Field(
             60, ge=0, le=1_000_000, description="Hill climbing stops after this many failed mutations in a row."
         )
@@ -86,6 +93,15 @@ with warnings.catch_warnings():
             le=100_000,
             description="Also refine all shapes (10 steps) every this many shapes during the search (every 5% of "
             "them once that is more; not with a time budget); 0: never.",
+        )
+        rebuild: int = Field(
+            3,
+            ge=0,
+            le=100_000,
+            description="Rounds of large-neighbourhood moves after the final refinement: a tenth of the shapes (the "
+            "ones whose removal costs least; after a failed round, a run of consecutive ones in the stack) taken out, placed again by "
+            "the search, all refined together, z-order swaps tried; kept only if the error drops (with a time "
+            "budget: as many as its last 15% allow); 0: none; not with refine=0.",
         )
         time: float = Field(
             0.0,
@@ -224,6 +240,9 @@ class _Primitive:
         tried, kept = painter.refinements
         if tried:
             ctx.log.info("primitive: %d of %d refinements kept, RMSE %.3f", kept, tried, painter.rmse)
+        tried, kept = painter.rebuilds
+        if tried:
+            ctx.log.info("primitive: %d of %d rebuilds kept, RMSE %.3f", kept, tried, painter.rmse)
         result = _finish(painter, params, ctx, (W, H), (Wo, Ho), interrupted=interrupted)
         if interrupted:
             raise KeyboardInterrupt
