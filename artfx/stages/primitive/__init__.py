@@ -4,7 +4,9 @@ For each new shape: many random candidates, the best refined by hill climbing, b
 colour (and optionally the opacity) of a candidate is solved exactly, and its score is computed from per-row
 prefix sums over the pixels it covers, with the same anti-aliased coverage model the final render uses. Every
 few shapes, and at the end, all shapes are refined together by gradient descent through a soft version of that
-coverage model (kept only when the exact error drops). The shapes are rendered at any output size, and can be
+coverage model (kept only when the exact error drops). Then a few large-neighbourhood moves undo early decisions: a
+tenth of the shapes taken out, placed again by the search, all refined together, z-order swaps tried (each kept
+only when the exact error drops). The shapes are rendered at any output size, and can be
 written as SVG, JSON and a GIF/MP4 of the shapes being added and refined.
 
 Modules: ``shapes`` (types, dict and SVG forms), ``geometry`` (numba: random, mutate, outline and its gradient),
@@ -100,8 +102,8 @@ with warnings.catch_warnings():
             le=100_000,
             description="Rounds of large-neighbourhood moves after the final refinement: a tenth of the shapes (the "
             "ones whose removal costs least; after a failed round, a run of consecutive ones in the stack) taken out, placed again by "
-            "the search, all refined together, z-order swaps tried; kept only if the error drops (with a time "
-            "budget: as many as its last 15% allow); 0: none; not with refine=0.",
+            "the search, all refined together, z-order swaps tried; kept only if the error drops; 0: none. Not "
+            "with refine=0, nor with a time budget (there the search's next shapes pay more).",
         )
         time: float = Field(
             0.0,
