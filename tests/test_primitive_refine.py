@@ -152,7 +152,7 @@ def test_numba_gradient_matches_finite_differences_of_the_exact_model():
 def _painter(img, kind="triangle", n=12, **params):
     from artfx.stages.primitive.painter import Painter
 
-    p = stage.Params(n=n, shape=kind, refine=0, refine_every=0, **{**FAST, **params})
+    p = stage.Params(n=n, shape=kind, refine=0, refine_every=0, **{**FAST, "rebuild": 0, **params})
     bg = img.reshape(-1, 3).mean(0)
     painter = Painter(img.astype(np.float64), bg, kind=CODE[kind], spread=max(img.shape[:2]) / 256, params=p,
                       workers=1)

@@ -4,7 +4,9 @@ For each new shape: many random candidates, the best refined by hill climbing, b
 colour (and optionally the opacity) of a candidate is solved exactly, and its score is computed from per-row
 prefix sums over the pixels it covers, with the same anti-aliased coverage model the final render uses. Every
 few shapes, and at the end, all shapes are refined together by gradient descent through a soft version of that
-coverage model (kept only when the exact error drops). The shapes are rendered at any output size, and can be
+coverage model (kept only when the exact error drops). Then a few large-neighbourhood moves undo early decisions: a
+tenth of the shapes taken out, placed again by the search, all refined together, z-order swaps tried (each kept
+only when the exact error drops). The shapes are rendered at any output size, and can be
 written as SVG, JSON and a GIF/MP4 of the shapes being added and refined.
 
 Modules: ``shapes`` (types, dict and SVG forms), ``geometry`` (numba: random, mutate, outline and its gradient),
@@ -70,6 +72,13 @@ with warnings.catch_warnings():
         # 4 restarts (one per size band of search.SIZE_BANDS): with the refinement on, restarts 5-8 bought less
         # than the refinement does with the time they cost (bench_primitive.py, 100 shapes: RMSE within 1%).
         restarts: int = Field(4, ge=1, le=1024, description="Independent searches per shape; the best wins.")
+        focus: float = Field(
+            0.0,
+            ge=0.0,
+            le=1.0,
+            description="Share of each restart's random candidates centred where the error is (drawn from the "
+            "current error map, in 8 px blocks); the rest anywhere on the canvas. 0: all uniform.",
+        )
         failures: int = Field(
             60, ge=0, le=1_000_000, description="Hill climbing stops after this many failed mutations in a row."
         )
@@ -86,6 +95,15 @@ with warnings.catch_warnings():
             le=100_000,
             description="Also refine all shapes (10 steps) every this many shapes during the search (every 5% of "
             "them once that is more; not with a time budget); 0: never.",
+        )
+        rebuild: int = Field(
+            3,
+            ge=0,
+            le=100_000,
+            description="Rounds of large-neighbourhood moves after the final refinement: a tenth of the shapes (the "
+            "ones whose removal costs least; after a failed round, a run of consecutive ones in the stack) taken "
+            "out, placed again by the search, all refined together, z-order swaps tried; kept only if the error "
+            "drops; 0: none. Not with refine=0, nor with a time budget (there the search's next shapes pay more).",
         )
         time: float = Field(
             0.0,
@@ -224,6 +242,9 @@ class _Primitive:
         tried, kept = painter.refinements
         if tried:
             ctx.log.info("primitive: %d of %d refinements kept, RMSE %.3f", kept, tried, painter.rmse)
+        tried, kept = painter.rebuilds
+        if tried:
+            ctx.log.info("primitive: %d of %d rebuilds kept, RMSE %.3f", kept, tried, painter.rmse)
         result = _finish(painter, params, ctx, (W, H), (Wo, Ho), interrupted=interrupted)
         if interrupted:
             raise KeyboardInterrupt

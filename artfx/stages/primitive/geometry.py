@@ -81,11 +81,32 @@ def random_shape(kind_sel, W, H, spread, p):
     kind = kind_sel
     if kind < 0:
         kind = np.random.randint(0, N_KINDS)
+    cx = np.random.random() * W
+    cy = np.random.random() * H
+    _random_at(kind, W, H, spread, p, cx, cy)
+
+
+@njit(cache=True, nogil=True)
+def random_shape_near(kind_sel, W, H, spread, p, cdf, block, nbx):
+    """``random_shape``, its centre drawn from a density over blocks of ``block`` px (``cdf``: the cumulative
+    weights of the blocks, row-major, ``nbx`` a row; the last one 1), uniform inside the block."""
+    kind = kind_sel
+    if kind < 0:
+        kind = np.random.randint(0, N_KINDS)
+    b = np.searchsorted(cdf, np.random.random(), side="right")
+    if b >= cdf.shape[0]:
+        b = cdf.shape[0] - 1
+    bx, by = b % nbx, b // nbx
+    cx = min((bx + np.random.random()) * block, float(W))
+    cy = min((by + np.random.random()) * block, float(H))
+    _random_at(kind, W, H, spread, p, cx, cy)
+
+
+@njit(cache=True, nogil=True)
+def _random_at(kind, W, H, spread, p, cx, cy):
     p[:] = 0.0
     p[0] = kind
     s = SPAN * spread
-    cx = np.random.random() * W
-    cy = np.random.random() * H
     if kind == TRIANGLE:
         p[1], p[2] = cx, cy
         for i in range(1, 3):

@@ -3,7 +3,10 @@
 It owns the working canvas and the accepted shape list (always a picture the exact renderer draws, never worse
 than the one before it), and keeps the history of that list (shapes added, lists replaced by a refinement) for
 the animation. A refinement is kept only when the exact error of its result is lower; shapes that end up
-contributing nothing are dropped, and the search places new ones in their stead.
+contributing nothing are dropped, and the search places new ones in their stead. After the final refinement,
+``rebuild`` moves (a tenth of the shapes taken out and placed again against the picture without them, all refined
+together) and z-order swaps get out of the optimum that placing shapes one by one and then refining them ends in;
+each is kept only when the exact error falls.
 """
 
 from __future__ import annotations
@@ -21,6 +24,16 @@ from artfx.stages.primitive import render, search
 NOTHING = 1e-12  # a change of the squared error below this per pixel is rounding, not a shape's doing
 FINAL_SHARE = 0.2  # with a time budget: the share of it kept for the final refinement
 SNAPSHOTS = 8  # frames of the final refinement in the animation
+REBUILD_SHARE = 0.1  # the share of the shapes a large-neighbourhood move takes out and places again
+REBUILD_STEPS = 20  # refinement steps of each move
+REBUILD_SIGMA = (0.3, 0.05)  # their edge widths (px): the shapes are near an optimum already
+REBUILD_LR = 0.3  # and their step, relative (refine.LR_PX): at 1 the refinement leaves that optimum
+REBUILD_FOCUS = 0.25  # the share of the search's candidates centred where the error is, when placing again
+# With a time budget: the share of it the moves get (after the final refinement). 0: none, since with a budget the
+# count is free and the search's next shapes lower the error faster (bench_primitive.py's curve, astronaut
+# triangles, one thread: a share of 0.15 gave RMSE 31.3 against 30.4 at 2 s, 8.0 against 6.0 at 10 s).
+REBUILD_TIME_SHARE = 0.0
+REORDER_LIMIT = 1 << 24  # shapes x working pixels up to which z-order swaps are tried (float32 maps, 64 MB)
 DENSE_LIMIT = 1 << 26  # quads x sub-scanline pixels up to which a GPU refines (0.5 GB per tensor autograd keeps)
 
 
@@ -39,6 +52,7 @@ class Painter:
         self.shapes: list[tuple[np.ndarray, np.ndarray]] = []
         self.events: list[tuple[str, object]] = []  # ("add", (p, col)) or ("set", [(p, col), ...])
         self.refinements = [0, 0]  # tried, kept
+        self.rebuilds = [0, 0]  # large-neighbourhood moves tried, kept
         self.nothing = NOTHING * self.W * self.H
         self._grads: dict = {}
         self._shrink_size = max(self.W, self.H) / 4.0  # method=shrink: the current maximum size
@@ -46,6 +60,16 @@ class Painter:
     # ---- the parts ----------------------------------------------------------------------------------------
     def add_one(self, seeds) -> bool:
         """One step of the search: the best new shape, composited if it lowers the error."""
+        item = self._place(seeds, self.params.focus)
+        if item is None:
+            return False
+        self.shapes = self.shapes + [item]
+        self.events.append(("add", item))
+        return True
+
+    def _place(self, seeds, focus: float):
+        """The search's best new shape on the canvas as it is, composited there if it lowers the error (the shape
+        list is not touched); None if none does."""
         c, pr = self.canvas, self.params
         if pr.method == "shrink":
             p, col, delta = search.best_shrink(c, seeds, self.kind, self._shrink_size, pr.candidates, pr.alpha,
@@ -54,16 +78,13 @@ class Painter:
             p, col, delta = self.scorer.best_shape(seeds, self.kind, self.spread, pr.candidates, pr.failures, pr.alpha)
         else:
             p, col, delta = search.best_shape(c, seeds, self.kind, self.spread, pr.candidates, pr.failures, pr.alpha,
-                                              self.pool)
+                                              self.pool, near=focus)
         if p is None or not delta < -self.nothing:
-            return False
+            return None
         c.add(p, col, delta)
         if self.scorer is not None:
             self.scorer.sync()
-        item = (p.copy(), col.copy())
-        self.shapes = self.shapes + [item]
-        self.events.append(("add", item))
-        return True
+        return p.copy(), col.copy()
 
     def _gradient(self):
         """The gradient: PyTorch on the device (dense: every shape over every pixel, so only while that fits
@@ -123,11 +144,91 @@ class Painter:
         to ``n`` and the refinement moves them all."""
         self._set(list(items), render.render(items, self.bg, (self.W, self.H)))
 
+    # ---- moves that undo early decisions -------------------------------------------------------------------
+    def rebuild(self, rng, window: bool = False, deadline: float | None = None) -> bool:
+        """One large-neighbourhood move: take out ``REBUILD_SHARE`` of the shapes (the ones whose removal costs
+        least, or with ``window`` a random run of consecutive shapes in the stack), place as many again
+        by the search against the picture without them, refine all shapes together (``REBUILD_STEPS`` gentle
+        steps), try z-order swaps; kept only when the exact error falls. Returns whether it was kept."""
+        n = len(self.shapes)
+        if n == 0:
+            return False
+        kk = max(1, min(n, round(REBUILD_SHARE * n)))
+        grad = self._gradient()
+        seeds = rng.integers(0, 2**31 - 1, size=(kk, self.params.restarts))
+        start = int(rng.integers(0, n - kk + 1))
+        if not window:
+            gains = grad.gains(rf.Shapes.of(self.shapes))
+            out = set(np.argsort(gains, kind="stable")[:kk].tolist())
+        else:
+            out = set(range(start, start + kk))
+        keep = [s for i, s in enumerate(self.shapes) if i not in out]
+        before = self.canvas.cur.copy()
+        best = float(((before - self.target) ** 2).sum())
+        self.canvas.reset(render.render(keep, self.bg, (self.W, self.H)))
+        if self.scorer is not None:
+            self.scorer.sync()
+        items = list(keep)
+        for i in range(kk):
+            item = self._place(seeds[i], REBUILD_FOCUS)
+            if item is None:
+                break
+            items.append(item)
+        cands = [items]
+        if items and (deadline is None or time.perf_counter() < deadline):
+            res = rf.refine(rf.Shapes.of(items), grad, REBUILD_STEPS, W=self.W, H=self.H,
+                            alpha_fixed=self.params.alpha, spread=self.spread, sigma=REBUILD_SIGMA, lr=REBUILD_LR,
+                            deadline=deadline)
+            q = res.shapes.quantised(self.params.alpha)
+            cands += [q.items(), rf.resolve_colours(q, self.target, self.bg, self.params.alpha).items()]
+        changed = None
+        for cand in cands:
+            sse, pic = self._sse(cand)
+            if sse < best - self.nothing:
+                best, changed = sse, (cand, pic)
+        self.rebuilds[0] += 1
+        if changed is None:
+            self.canvas.reset(before)
+            if self.scorer is not None:
+                self.scorer.sync()
+            return False
+        self.rebuilds[1] += 1
+        self._set(*changed)
+        self.reorder()
+        return True
+
+    def reorder(self) -> bool:
+        """Z-order moves: swap neighbours in the stack where that lowers the error (``search.swap_gains`` estimates
+        every swap at once; the chosen ones are kept only when the exact error falls). Returns whether any was."""
+        n = len(self.shapes)
+        if n < 2 or n * self.W * self.H > REORDER_LIMIT:
+            return False
+        est = search.swap_gains(self.shapes, self.bg, self.canvas.cur, self.target)
+        order = [int(i) for i in np.argsort(est, kind="stable") if est[i] < -self.nothing]
+        if not order:
+            return False
+        chosen, used = [], set()
+        for i in order:  # the best swaps first, none sharing a shape
+            if i not in used and i + 1 not in used:
+                chosen.append(i)
+                used |= {i, i + 1}
+        best = float(((self.canvas.cur - self.target) ** 2).sum())
+        for picks in (chosen, chosen[:1]):  # all of them together, else the best alone
+            items = list(self.shapes)
+            for i in picks:
+                items[i], items[i + 1] = items[i + 1], items[i]
+            sse, pic = self._sse(items)
+            if sse < best - self.nothing:
+                self._set(items, pic)
+                return True
+        return False
+
     # ---- the whole run ------------------------------------------------------------------------------------
     def paint(self, rng, budget: float = 0.0) -> None:
         """Place ``params.n`` shapes (with a ``budget`` in seconds: as many as its search share allows), refining
         every ``params.refine_every`` shapes (every 5% of them past 20 x that), then the final refinement
-        (``params.refine`` steps, or the rest of the budget)."""
+        (``params.refine`` steps, or the rest of the budget), z-order swaps and ``params.rebuild`` rebuilds (not
+        with a budget: see REBUILD_TIME_SHARE)."""
         pr = self.params
         t0 = time.perf_counter()
         timed = budget > 0
@@ -139,12 +240,16 @@ class Painter:
         # the search alone, and the end of the budget refines them all (see final_share)
         every = pr.refine_every if not timed else 0
         size0, min_size = max(self.W, self.H) / 4.0, max(2.0, max(self.W, self.H) / 128.0)
-        total = (pr.n if not timed else 0) + (pr.refine if final_steps else 0)
+        rebuild_share = REBUILD_TIME_SHARE if timed and pr.rebuild and pr.refine else 0.0
+        timed_rebuild = rebuild_share > 0
+        end_final = t0 + budget * (1.0 - rebuild_share)  # with a budget: the end of the final refinement
+        total = (pr.n if not timed else 0) + (pr.refine + pr.rebuild if final_steps else 0)
         attempts = 0
         next_at = every
         limit = n  # attempts: one per shape, more when dropped shapes are replaced (at most n more)
         while len(self.shapes) < n and attempts < limit:
-            if timed and time.perf_counter() > t0 + budget * (1.0 - (self.final_share() if final_steps else 0.0)):
+            if timed and time.perf_counter() > t0 + budget * (1.0 - rebuild_share
+                                                               - (self.final_share() if final_steps else 0.0)):
                 break
             seeds = rng.integers(0, 2**31 - 1, size=pr.restarts)
             if pr.method == "shrink":
@@ -161,21 +266,36 @@ class Painter:
                 self.refine(rf.STEPS_EVERY, sigma=rf.SIGMA_EVERY, lr=rf.LR_EVERY)
                 limit = min(limit + max(0, before + 1 - len(self.shapes)), 2 * n)
             self.report(attempts, max(total, attempts) if not timed else None, self.canvas.rmse)
+        base = attempts
+        if not timed:
+            total = base + (pr.refine + pr.rebuild if final_steps else 0)
         if final_steps and not (timed and self.final_share() == 0.0):
-            deadline = t0 + budget if timed else None
-            base = attempts
+            deadline = end_final if timed else None
 
             def on_step(step, _err):
                 if not timed and step < pr.refine:  # the last step is reported below, after the replacements
-                    self.report(base + step, base + pr.refine, self.canvas.rmse)
+                    self.report(base + step, total, self.canvas.rmse)
 
             before = len(self.shapes)
             self.refine(final_steps, deadline=deadline, snapshots=SNAPSHOTS, on_step=on_step)
             # shapes dropped at the end are replaced by the search (not refined again)
             for _ in range(max(0, before - len(self.shapes))):
                 self.add_one(rng.integers(0, 2**31 - 1, size=pr.restarts))
-            self.report(base + (pr.refine if not timed else 0), None if timed else base + pr.refine,
-                        self.canvas.rmse)
+            self.reorder()
+            self.report(base + (pr.refine if not timed else 0), None if timed else total, self.canvas.rmse)
+            base += pr.refine if not timed else 0
+        # large-neighbourhood moves: pr.rebuild rounds (with a budget: as many as its last share allows)
+        rounds = (pr.rebuild if not timed else 1_000_000 * timed_rebuild) if pr.rebuild and pr.refine else 0
+        last, window = 0.0, False
+        for r in range(rounds):
+            now = time.perf_counter()
+            if timed and now + last > t0 + budget:
+                break
+            # the cheapest shapes first; after a move that failed, a run of the stack instead (bench: the cheapest
+            # ones were kept 8 times in 10, runs of the stack about 1 in 10)
+            window = not self.rebuild(rng, window, deadline=t0 + budget if timed else None) and not window
+            last = time.perf_counter() - now
+            self.report(base + r + 1, None if timed else total, self.canvas.rmse)
 
     def final_share(self) -> float:
         """With a time budget: the share of it the final refinement gets, FINAL_SHARE while the canvas has 64 px or
