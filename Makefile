@@ -20,9 +20,9 @@ demo: $(STAMP)
 	$(BIN)/artfx pipeline quantize:k=8,slic:n=600 samples/coffee.png -o $(OUT)/coffee-poster.png
 	$(BIN)/artfx quantize samples/chelsea.png -k 6 --dither floyd-steinberg --palette-out $(OUT)/chelsea-palette.gpl -o $(OUT)/chelsea-6-colours.png
 	$(BIN)/artfx primitive samples/astronaut.png -n 150 --shape combo -o $(OUT)/astronaut-shapes.png --svg $(OUT)/astronaut-shapes.svg --gif $(OUT)/astronaut-shapes.gif
-	@# the style step at 320 px and 40 iterations per scale keeps the demo to a minute or two on a laptop CPU;
-	@# the defaults (512 px, 100 per scale) take several minutes there and seconds on a GPU
-	$(BIN)/artfx pipeline quantize,slic,style:size=320:iterations=40 samples/tubingen.jpg -o $(OUT)/tubingen-starry.png
+	@# the style step at 512 px (its default size), bf16 where the CPU has it, 50 iterations a scale instead of 100:
+	@# about a minute and a half on a 2-core CPU (the defaults take about four there), seconds on a GPU
+	$(BIN)/artfx pipeline quantize,slic,style:iterations=50 samples/tubingen.jpg -o $(OUT)/tubingen-starry.png
 	@# a short stylised clip: 12 frames panning across a photo, 112 px wide, 20 iterations for the first frame
 	@# and 10 for each next one (about a minute on a laptop CPU; VGG-19 costs ~0.4 s an iteration even there)
 	$(BIN)/python scripts/make_clip.py samples/tubingen.jpg $(OUT)/tubingen-pan.mp4 --frames 12 --width 112

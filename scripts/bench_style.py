@@ -8,6 +8,8 @@ Tables (``--only``):
 - ``speed``: seconds an iteration (VGG-19 to conv5_1, forward and backward, the default layers' losses) at
   256/512/1024 px, fp32 and bf16 autocast, and how far that is from the CPU's peak (FLOPs counted from the
   convolutions; the peak from ``--peak-gflops`` or AVX-512 at 32 fp32 / 64 bf16 FLOP a cycle a core).
+- ``profile``: where an iteration's time goes at each scale (forward, backward, losses, the L-BFGS update),
+  the once-a-scale set-up and the PNG.
 - ``precision``: the default run in fp32 and in bf16, same seed, three content/style pairs at 256 px: content
   and style distances side by side.
 - ``defaults``: a 512 px result at today's defaults against 0.2's (fp32, 100 iterations at every scale, no
@@ -315,10 +317,71 @@ def table_pastiche(tmp: Path, cpath: Path, size: int, iters: int, save: Path | N
           "of pastiche's")
 
 
+def table_profile(tmp: Path, cpath: Path, size: int, precisions: list[str], repeats: int = 3) -> None:
+    """Where an iteration's time goes at each scale of a default run: the network's forward, its backward, the
+    losses (Gram matrices and all, forward and backward, on features computed once), the L-BFGS update itself,
+    and the once-a-scale work (targets, resampling) and the PNG at the end."""
+    import torch
+
+    c, _ = prepared(cpath, size, tmp, "content")
+    s, _ = prepared(styles.resolve("starry-night"), size, tmp, "style")
+    sizes = optimize.scale_sizes(c.shape[0], c.shape[1], 0, 256, 0)
+    net = vgg.get_network()
+    print(f"\n## profile: one iteration of the default run at each scale ({size} px), seconds (best of {repeats})")
+    print("| precision | scale | forward | backward | losses | L-BFGS update | targets + resampling a scale |")
+    print("|---|---|---|---|---|---|---|")
+    for precision in precisions:
+        setup = stage_setup(size=0, precision=precision)
+        dtype, _ = optimize.choose_precision(precision, torch.device("cpu"))
+        for hw in sizes:
+            t = time.perf_counter()
+            ct = optimize.resize(optimize.to_tensor(c), hw)
+            st = optimize.resize_long(optimize.to_tensor(s), max(hw))
+            obj = optimize.Objective(net, setup, ct, [st], [1.0], None, dtype)
+            once = time.perf_counter() - t
+            x = ct.clone().requires_grad_(True)
+            fwd = bwd = loss_t = upd = math.inf
+            opt = torch.optim.LBFGS([x], lr=1.0, max_iter=1, history_size=setup.history)
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                feats = obj.features(x)
+                t1 = time.perf_counter()
+                parts = {l: f.detach().requires_grad_(True) for l, f in feats.items()}
+                total = 0.0
+                for l in setup.content_layers:
+                    total = total + optimize.losses.content_loss(parts[l], obj.content_targets[l],
+                                                                 obj.content_norms[l])
+                for l in setup.style_layers:
+                    total = total + optimize.losses.relative_error(obj.stat(parts[l]), *obj.style_targets[0][l])
+                total.backward()
+                t2 = time.perf_counter()
+                torch.autograd.backward([feats[l] for l in parts], [parts[l].grad for l in parts])
+                t3 = time.perf_counter()
+                fwd, loss_t, bwd = min(fwd, t1 - t0), min(loss_t, t2 - t1), min(bwd, t3 - t2)
+
+                def closure():
+                    opt.zero_grad()
+                    loss = obj(x)
+                    loss.backward()
+                    return loss
+
+                t4 = time.perf_counter()
+                opt.step(closure)
+                upd = min(upd, time.perf_counter() - t4 - (fwd + loss_t + bwd))
+            print(f"| {precision} | {hw[1]}x{hw[0]} | {fwd:.3f} | {bwd:.3f} | {loss_t:.3f} | {max(upd, 0):.3f} | "
+                  f"{once:.3f} |", flush=True)
+    from artfx.io.write import encode_image
+
+    t = time.perf_counter()
+    encode_image(c)
+    print(f"PNG of the {c.shape[1]}x{c.shape[0]} result: {time.perf_counter() - t:.3f} s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="speed at 256 px, pastiche 150 iterations at 256 px")
-    ap.add_argument("--only", default="speed,precision,defaults,pastiche", help="tables to run, comma-separated")
+    ap.add_argument("--only", default="speed,profile,precision,defaults,pastiche",
+                    help="tables to run, comma-separated")
     ap.add_argument("--speed-sizes", type=int, nargs="+", default=[256, 512, 1024])
     ap.add_argument("--pastiche-iters", type=int, default=None, help="pastiche iterations (default 500)")
     ap.add_argument("--pastiche-size", type=int, default=None, help="default 384")
@@ -345,6 +408,8 @@ def main() -> None:
         tmp = Path(tmp)
         if "speed" in only:
             table_speed(args.speed_sizes, tuple(args.peak_gflops) if args.peak_gflops else cpu_peak(), 3)
+        if "profile" in only:
+            table_profile(tmp, cpath, args.defaults_size, ["fp32", "bf16"])
         if "precision" in only:
             bench = Path("/work/shared/bench-images")
             pairs = [(cpath, "starry-night")] + [(ROOT / "samples" / c if (ROOT / "samples" / c).is_file()
