@@ -339,7 +339,7 @@ def table_profile(tmp: Path, cpath: Path, size: int, precisions: list[str], repe
             st = optimize.resize_long(optimize.to_tensor(s), max(hw))
             obj = optimize.Objective(net, setup, ct, [st], [1.0], None, dtype)
             once = time.perf_counter() - t
-            x = ct.clone().requires_grad_(True)
+            x = ct.detach().contiguous().clone().requires_grad_(True)  # to_tensor gives a permuted view
             fwd = bwd = loss_t = upd = math.inf
             opt = torch.optim.LBFGS([x], lr=1.0, max_iter=1, history_size=setup.history)
             for _ in range(repeats):

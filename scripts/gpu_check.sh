@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One short GPU check (a few minutes on a fresh machine): set up the repo's .venv (the Makefile's), then run the
-# tests marked `gpu`, the primitive benchmark's GPU rows (100 triangles on astronaut_256, CPU against CUDA) and a
-# style timing at 512 px on CUDA, and print one table. Nothing here is needed by the tests or CI.
+# tests marked `gpu`, the primitive benchmark's GPU rows (100 triangles on astronaut_256, CPU against CUDA), a
+# style run at 512 px on CUDA and style's speed rows (fp32 and bf16 at 512 and 1024 px: it/s, peak memory), and
+# print one table. Nothing here is needed by the tests or CI.
 #
 #     bash scripts/gpu_check.sh            # from anywhere; OUT=dir keeps the logs and pictures there
 #     GPU_CHECK_NO_SETUP=1 bash scripts/gpu_check.sh    # use .venv as it is
@@ -57,6 +58,31 @@ if timeout 120 "$PY" -m artfx style samples/tubingen.jpg --size 512 --iterations
         -o "$OUT/style.png" --force > "$OUT/style.log" 2>&1; then
     row "style 512 px, cuda, 50 iterations/scale" "ok ($OUT/style.png)" "$(since "$t")"
 else row "style 512 px, cuda" "FAILED (see $OUT/style.log)" "$(since "$t")"; fi
+
+# 5. style speed on CUDA: one scale, 20 iterations after 3 of warm-up, fp32 and bf16 at 512 and 1024 px
+#    (iterations per second from the first to the last reported iteration; peak memory from the allocator)
+t=$(now)
+if timeout 240 "$PY" - >> "$SUMMARY" 2> "$OUT/style-speed.log" <<'PYEOF'
+import time
+import numpy as np
+import torch
+from artfx.io import read_image
+from artfx.stages.style import optimize, styles
+content = read_image("samples/tubingen.jpg").rgb
+style = read_image(styles.resolve("starry-night")).rgb
+for size in (512, 1024):
+    for precision in ("fp32", "bf16"):
+        setup = optimize.Setup(size=size, scales=1, iterations=23, precision=precision, tol=0.0)
+        stamps = []
+        torch.cuda.reset_peak_memory_stats()
+        optimize.transfer(content, [style], setup, device="cuda",
+                          report=lambda *a, **k: (torch.cuda.synchronize(), stamps.append(time.perf_counter())))
+        rate = (len(stamps) - 4) / (stamps[-1] - stamps[3])
+        peak = torch.cuda.max_memory_allocated() / 2**30
+        print(f"style {size} px, cuda, {precision}\t{rate:.1f} it/s, peak {peak:.2f} GiB\t-")
+PYEOF
+then row "style speed rows" "ok" "$(since "$t")"
+else row "style speed rows" "FAILED (see $OUT/style-speed.log)" "$(since "$t")"; fi
 
 echo
 echo "| check | result | seconds |"
