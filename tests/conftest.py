@@ -247,3 +247,23 @@ def cli(monkeypatch):
         return CliResult(code, out.getvalue(), err.getvalue())
 
     return call
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny images: one torch thread is as fast, and far faster when other processes load the cores."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def exact_sse(painter) -> float:
+    """primitive: the squared error of the painter's shape list rendered exactly (and its canvas is that picture)."""
+    from artfx.stages.primitive import render
+
+    pic = render.render(painter.shapes, painter.bg, (painter.W, painter.H))
+    assert np.abs(pic - painter.canvas.cur).max() < 1e-12  # the canvas is the picture of the shape list
+    return float(((pic - painter.target) ** 2).sum())

@@ -13,6 +13,7 @@ from artfx.stages.primitive import render, search
 from artfx.stages.primitive import stage
 from artfx.stages.primitive.shapes import CODE
 from artfx.testing import sample_image
+from conftest import exact_sse
 
 FAST = {"restarts": 2, "candidates": 10, "failures": 10}
 
@@ -26,10 +27,7 @@ def _painter(img, kind="triangle", n=12, **params):
     return painter
 
 
-def _sse(painter):
-    pic = render.render(painter.shapes, painter.bg, (painter.W, painter.H))
-    assert np.abs(pic - painter.canvas.cur).max() < 1e-12  # the canvas is the picture of the shape list
-    return float(((pic - painter.target) ** 2).sum())
+_sse = exact_sse
 
 
 def run(image, seed=7, **params):

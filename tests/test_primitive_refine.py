@@ -23,6 +23,7 @@ from artfx.stages.primitive import kernels as k
 from artfx.stages.primitive import stage
 from artfx.stages.primitive.shapes import CODE, KINDS, PARAMS
 from artfx.testing import sample_image
+from conftest import exact_sse
 
 torch = pytest.importorskip("torch")
 
@@ -160,12 +161,7 @@ def _painter(img, kind="triangle", n=12, **params):
     return painter
 
 
-def _sse(painter):
-    from artfx.stages.primitive import render
-
-    pic = render.render(painter.shapes, painter.bg, (painter.W, painter.H))
-    assert np.abs(pic - painter.canvas.cur).max() < 1e-12  # the canvas is the picture of the shape list
-    return float(((pic - painter.target) ** 2).sum())
+_sse = exact_sse
 
 
 @pytest.mark.parametrize("kind", ["triangle", "ellipse", "combo"])

@@ -23,13 +23,7 @@ torch = pytest.importorskip("torch")
 TINY = dict(size=32, start_size=32, iterations=12)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny images: one thread is as fast, and far faster when other processes load the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _save(path: Path, img: np.ndarray) -> str:

@@ -21,12 +21,7 @@ torch = pytest.importorskip("torch")
 H, W = 96, 128
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _photo(h: int, w: int, seed: int) -> np.ndarray:
