@@ -137,6 +137,26 @@ def test_the_clock_scales_the_measured_cost_by_pixels():
     assert clock.total == 5 and clock.plan == [3, 2]
 
 
+def test_the_clock_counts_a_tiled_scale_at_its_tiles_cost():
+    """A tiled iteration sees every pixel twice (the whole-picture statistics, then the gradient) and the halos on
+    top, so the estimate before a big run charges its tiled scales more than their pixel count."""
+    from artfx.stages.style import tiles
+
+    hw = (600, 800)
+    assert tiles.Plan(None, 5, 0).work(hw) == 1.0
+    small, large = tiles.Plan(128, 5, 0).work(hw), tiles.Plan(400, 5, 0).work(hw)
+    assert small > large > 1 + tiles.FORWARD_SHARE  # smaller tiles: more halo
+    clock = optimize.Clock([(10, 10), (20, 20)], [1, 1], [1.0, large])
+    now = [0.0]
+    clock.now = lambda: now[0]
+    clock.begin(0)
+    now[0] += 1.0
+    clock.tick(0, 1)
+    assert clock.estimate() == pytest.approx(1.0 + 4.0 * large)
+    clock.begin(1, small)  # planned again when the scale starts: the memory may have changed
+    assert clock.left() == pytest.approx(4.0 * small)
+
+
 def test_a_log_gets_plain_progress_lines(capsys, monkeypatch):
     """Without a terminal (make demo in a log), a long step says a line at each scale and every 15 s; a quick
     step says nothing."""

@@ -50,6 +50,7 @@ FIXED_BPP = 320  # bytes per pixel of a scale's images (about 20 float32 copies:
 MIN_CORE = 64  # smaller cores spend most of their time on the halo
 MIN_HISTORY = 5  # L-BFGS pairs kept at least; below this the planner takes smaller tiles instead
 HISTORY_SHARE = 0.5  # at most this share of the memory left after the images goes to L-BFGS's history
+FORWARD_SHARE = 0.5  # a forward pass without gradient against forward and backward (bf16 512 px: 0.45 of 0.89 s)
 
 
 # ---- planning ---------------------------------------------------------------------------------------------
@@ -109,6 +110,14 @@ class Plan:
     @property
     def tiled(self) -> bool:
         return self.core is not None
+
+    def work(self, hw: tuple[int, int]) -> float:
+        """An iteration's cost on this plan against the untiled one at ``hw``: every tile's pixels, halo and all,
+        seen twice, once without gradient for the whole-picture statistics (FORWARD_SHARE of a pass with it)."""
+        if not self.tiled:
+            return 1.0
+        seen = sum((y1 - y0) * (x1 - x0) for _, (y0, y1, x0, x1) in grid(hw, self.core))
+        return seen / (hw[0] * hw[1]) * (1 + FORWARD_SHARE)
 
 
 def untiled_need(hw: tuple[int, int], style_long: float) -> int:
