@@ -20,7 +20,8 @@ Because every term is a ratio of means, it does not grow with the number of pixe
 same numbers for the same picture), and it does not depend on the network's activation scale, so the same
 weights work with the Caffe and the torchvision VGG-19. Layer weights are normalised to sum to 1, and so are the
 weights of several blended styles, so ``style_weight`` keeps its meaning whatever the number of layers or styles.
-Everything here runs in float32, even when the network runs under bf16 autocast.
+Everything here runs in float32, even when the network runs under bf16 autocast, except the Gram matrices'
+product, which takes bf16 features as they are and accumulates in float32 (see ``gram``).
 """
 
 from __future__ import annotations
@@ -31,12 +32,14 @@ STYLE_FACTOR = 0.1
 
 def gram(feat, mask=None):
     """(1, C, H, W) features -> (C, C) Gram matrix: mean outer product over the pixels (weighted by ``mask``)."""
-    f = feat.float().flatten(2)[0]  # (C, N)
+    # bf16 features (autocast) stay bf16 into the product, which accumulates in fp32 (oneDNN, cuBLAS); only the
+    # (C, C) result is cast. Measured at 512x384, the default layers, 2 threads: 0.076 s an iteration (forward and
+    # backward) against 0.253 s through a float32 copy of the features, the Gram's relative error 0.12 %.
+    f = feat.flatten(2)[0]  # (C, N)
     if mask is None:
-        return (f @ f.t()) / f.shape[1]
-    m = mask.float().flatten()
-    fm = f * m
-    return (fm @ f.t()) / m.sum().clamp_min(EPS)
+        return (f @ f.t()).float() / f.shape[1]
+    m = mask.to(f.dtype).flatten()
+    return ((f * m) @ f.t()).float() / mask.float().sum().clamp_min(EPS)
 
 
 def mean_std(feat, mask=None):

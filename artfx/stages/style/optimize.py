@@ -299,6 +299,7 @@ class Clock:
             return None
         return sum(n * p for n, p in zip(self.plan, self.pixels)) * self.per_iteration
 
+
 def choose_precision(precision: str, device) -> tuple[object, str]:
     """(autocast dtype or None for fp32, why) for ``precision`` (auto, fp32, bf16) on ``device``.
 
@@ -306,9 +307,9 @@ def choose_precision(precision: str, device) -> tuple[object, str]:
     use, as torch itself reports them (no CPU name list): CUDA devices with bf16, CPUs with AMX tiles or AVX-512
     BF16. Measured on this project's 2-core AVX-512 BF16 CPU (VGG-19 to conv5_1, forward and backward, one
     iteration): 512x341 px 1.9 s fp32, 1.0 s bf16; 256 px 0.41 s, 0.25 s; channels_last bought nothing there
-    (1.7-2.0 s fp32, 1.05-1.2 s bf16), so it is used on CUDA only. The losses and Gram matrices stay in fp32, and
-    the style benchmark's distances agree between fp32 and bf16 (scripts/bench_style.py --precision). MPS stays
-    fp32 until measured."""
+    (1.7-2.0 s fp32, 1.05-1.2 s bf16), so it is used on CUDA only. The losses stay in fp32 (the Gram products
+    take the bf16 features and accumulate in fp32, losses.gram), and the style benchmark's distances agree
+    between fp32 and bf16 (scripts/bench_style.py --only precision). MPS stays fp32 until measured."""
     import torch
 
     if precision == "fp32":
@@ -365,9 +366,10 @@ def transfer(
 ) -> np.ndarray:
     """Repaint ``content`` (float32 (H, W, 3) in [0, 1]) in the style of ``styles``; returns the result at the
     target size. ``report(done, total, loss, scale=..., left=...)`` after every iteration (``scale``: "2/3
-    384x256"; ``left``: seconds left, or None before it is measured; ``total`` falls when a scale stops early), ``on_frame(done, image)`` every
-    ``setup.every`` iterations, ``on_best(image)`` every ``setup.checkpoint_every`` iterations with the best
-    image so far (all images at the output size, float32 in [0, 1]).
+    384x256"; ``left``: seconds left, or None before it is measured; ``total`` falls when a scale stops early),
+    ``on_frame(done, image)`` every ``setup.every`` iterations, ``on_best(image)`` every
+    ``setup.checkpoint_every`` iterations with the best image so far (all images at the output size, float32 in
+    [0, 1]).
 
     ``previous``: a video frame after a shot's first: (the previous result warped to this frame, at the output
     size; the flow's validity mask there). Then only the final scale runs, ``setup.video_iterations`` times,

@@ -423,7 +423,8 @@ class TiledObjective:
                         if g is None:
                             continue
                         # g = dL/d(sum over the picture), so the core's own sums carry the global normalisation
-                        fm = fl if self.masks is None else fl * _crop(self.masks[j][l], self._global_box(c, l)).flatten()
+                        fm = fl if self.masks is None else \
+                            fl * _crop(self.masks[j][l], self._global_box(c, l)).flatten()
                         if self.meanstd:
                             sur = sur + (g[0] * fm.sum(1)).sum() + (g[1] * (fm * fl).sum(1)).sum()
                         else:
