@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(BIN)/artfx quantize samples/chelsea.png -k 6 --dither floyd-steinberg --palette-out $(OUT)/chelsea-palette.gpl -o $(OUT)/chelsea-6-colours.png
 	$(BIN)/artfx primitive samples/astronaut.png -n 150 --shape combo -o $(OUT)/astronaut-shapes.png --svg $(OUT)/astronaut-shapes.svg --gif $(OUT)/astronaut-shapes.gif
 	@# the style step at 512 px (its default size), bf16 where the CPU has it, 50 iterations a scale instead of 100:
-	@# about a minute and a half on a 2-core CPU (the defaults take about four there), seconds on a GPU
+	@# about a minute and a half on a 2-core CPU (the defaults take about three there), seconds on a GPU
 	$(BIN)/artfx pipeline quantize,slic,style:iterations=50 samples/tubingen.jpg -o $(OUT)/tubingen-starry.png
 	@# a short stylised clip: 12 frames panning across a photo, 112 px wide, 20 iterations for the first frame
 	@# and 10 for each next one (about a minute on a laptop CPU; VGG-19 costs ~0.4 s an iteration even there)
