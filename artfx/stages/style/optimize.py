@@ -293,12 +293,6 @@ class Clock:
         work += sum(n * p for n, p in zip(self.plan[self.k + 1:], self.pixels[self.k + 1:]))
         return work * self.per_iteration
 
-    def estimate(self) -> float | None:
-        """The whole run's time from the cost measured so far (what the stage says before a long run)."""
-        if self.per_iteration is None:
-            return None
-        return sum(n * p for n, p in zip(self.plan, self.pixels)) * self.per_iteration
-
 
 def choose_precision(precision: str, device) -> tuple[object, str]:
     """(autocast dtype or None for fp32, why) for ``precision`` (auto, fp32, bf16) on ``device``.
@@ -424,8 +418,9 @@ def transfer(
     if len(plan) != len(sizes):
         raise ValueError(f"plan has {len(plan)} scales for {len(sizes)}")
     channels = 1 if gray else 3
-    clock = Clock(sizes, plan, [tiles.plan_for(hw, max(1, round(max(hw) * setup.style_scale)), channels, setup,
-                                               device).work(hw) for hw in sizes])
+    longs = [max(1, round(max(hw) * setup.style_scale)) for hw in sizes]  # the style image's long side per scale
+    clock = Clock(sizes, plan, [tiles.plan_for(hw, long, channels, setup, device).work(hw)
+                                for hw, long in zip(sizes, longs)])
     done = 0
     x = None
     best_x = None
@@ -435,7 +430,7 @@ def transfer(
             if cuda:
                 torch.cuda.reset_peak_memory_stats(device)
             c = resize(content_full, hw).to(device).contiguous(memory_format=memfmt)
-            long = max(1, round(max(hw) * setup.style_scale))
+            long = longs[k]
             st = [resize_long(s, long).to(device).contiguous(memory_format=memfmt) for s in styles_full]
             ms = [resize(m[None], hw).to(device) for m in masks_full] if masks_full is not None else None
             tiling = tiles.plan_for(hw, long, channels, setup, device)  # tiles when the scale does not fit
